@@ -1,0 +1,47 @@
+"""The `harduino` command: one entry point, one subcommand per job.
+
+Each group of subcommands lives beside the code it drives and registers itself
+through `add_commands(subparsers)`; this module only wires them together and
+turns a UserError into one clear sentence and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import UserError
+
+# Modules that contribute subcommands, in the order `--help` lists them.
+COMMAND_MODULES = (
+    "harduino.commands.link",      # ports, stream, replay, simulate
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harduino",
+        description="Real-time human activity recognition from an Arduino IMU.",
+    )
+    parser.add_argument("--version", action="version", version=f"harduino {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except UserError as err:
+        print(f"harduino: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the `harduino` CLI, one module per group."""
