@@ -53,6 +53,9 @@ ERROR_FRAME_LEN = 2 + 1 + _ERROR_PAYLOAD.size + 2  # 22 bytes
 
 FRAME_LEN = {TYPE_SAMPLE: SAMPLE_FRAME_LEN, TYPE_INFO: INFO_FRAME_LEN, TYPE_ERROR: ERROR_FRAME_LEN}
 MAX_FRAME_LEN = max(FRAME_LEN.values())
+_LEN_BY_TYPE = np.zeros(256, dtype=np.int64)  # frame length by type byte; 0 = unknown type
+for _type, _length in FRAME_LEN.items():
+    _LEN_BY_TYPE[_type] = _length
 
 ERROR_SENSOR_MISSING = 1
 ERROR_BAD_COMMAND = 2
@@ -71,25 +74,32 @@ def command(name: str, arg: int | None = None) -> bytes:
 
 # ---------------------------------------------------------------- CRC-16/XMODEM
 
-def _crc_table() -> np.ndarray:
-    table = np.zeros(256, dtype=np.uint16)
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table[byte] = crc & 0xFFFF
-    return table
+def _position_tables(width: int) -> np.ndarray:
+    """T[i, v] = CRC of a width-byte message that is zero except for value v at position i.
+
+    CRC-16/XMODEM (init 0, no final XOR) is linear over GF(2), so the CRC of a
+    message is the XOR of its bytes' contributions: one gather and one XOR-reduce
+    for a whole block of frames instead of a Python loop per frame.
+    """
+    tables = np.empty((width, 256), dtype=np.uint16)
+    message = bytearray(width)
+    for i in range(width):
+        for v in range(256):
+            message[i] = v
+            tables[i, v] = binascii.crc_hqx(message, 0)
+        message[i] = 0
+    return tables
 
 
-CRC_TABLE = _crc_table()
+_TABLES: dict[int, np.ndarray] = {}
 
 
 def crc16_rows(rows: np.ndarray) -> np.ndarray:
-    """CRC-16/XMODEM of every row of a (n, k) uint8 array, one column at a time."""
-    crc = np.zeros(rows.shape[0], dtype=np.uint16)
-    for col in range(rows.shape[1]):
-        crc = (crc << 8) ^ CRC_TABLE[(crc >> 8) ^ rows[:, col]]
-    return crc
+    """CRC-16/XMODEM of every row of a (n, width) uint8 array."""
+    width = rows.shape[1]
+    if width not in _TABLES:
+        _TABLES[width] = _position_tables(width)
+    return np.bitwise_xor.reduce(_TABLES[width][np.arange(width), rows], axis=1)
 
 
 def crc16(data: bytes) -> int:
@@ -223,6 +233,7 @@ class DecodedChunk:
         return len(self.seq)
 
 
+_NONE = np.zeros(0, dtype=np.int64)
 _HALF_SEQ = 1 << 15
 _HALF_TIME = 1 << 31
 _STALE_WINDOW_US = 1_000_000  # a frame from less than 1 s ago is stale, not a reset
@@ -247,15 +258,57 @@ class Decoder:
         self.stats.bytes_in += len(data)
         buf = self._pending + bytes(data)
         a = np.frombuffer(buf, dtype=np.uint8)
-        n = a.size
+        # The common case: back-to-back sample frames from the first byte on.
+        aligned = self._aligned_samples(a)
+        head = aligned * SAMPLE_FRAME_LEN
+        rest, rest_buf = a[head:], buf[head:]
+        starts, types, lengths, end = self._scan(rest, rest_buf)
 
-        starts = np.flatnonzero((a[:-1] == 0xA5) & (a[1:] == 0x5A)) if n >= 2 else np.zeros(0, np.int64)
-        types = np.where(starts + 2 < n, a[np.minimum(starts + 2, n - 1)], 0) if n else starts
-        lengths = np.select(
-            [types == TYPE_SAMPLE, types == TYPE_INFO, types == TYPE_ERROR],
-            [SAMPLE_FRAME_LEN, INFO_FRAME_LEN, ERROR_FRAME_LEN],
-            0,
-        )
+        accepted_bytes = int(lengths.sum())
+        self.stats.frames_ok += aligned + int(starts.size)
+        self.stats.frame_bytes += head + accepted_bytes
+        self.stats.bytes_skipped += end - accepted_bytes
+        self._pending = rest_buf[end:]
+
+        frames, others = a[:head], []
+        if starts.size:
+            is_sample = types == TYPE_SAMPLE
+            scanned = rest[starts[is_sample, None] + np.arange(SAMPLE_FRAME_LEN)].reshape(-1)
+            frames = np.concatenate([frames, scanned])
+            # Where each info/error frame sits among this chunk's sample frames.
+            order = aligned + np.cumsum(is_sample) - is_sample
+            others = [(int(order[i]), int(types[i]), rest_buf[starts[i] + 3 : starts[i] + lengths[i] - 2])
+                      for i in np.flatnonzero(~is_sample)]
+        return self._chunk(frames.view(SAMPLE_DTYPE), others)
+
+    # -- steps of feed()
+
+    @staticmethod
+    def _aligned_samples(a: np.ndarray) -> int:
+        """How many valid sample frames lie back to back from the start of the buffer."""
+        k = a.size // SAMPLE_FRAME_LEN
+        if k == 0 or a[0] != 0xA5 or a[1] != 0x5A or a[2] != TYPE_SAMPLE:
+            return 0
+        rows = a[: k * SAMPLE_FRAME_LEN].reshape(k, SAMPLE_FRAME_LEN)
+        stored = rows[:, -2].astype(np.uint16) | (rows[:, -1].astype(np.uint16) << 8)
+        good = (rows[:, 0] == 0xA5) & (rows[:, 1] == 0x5A) & (rows[:, 2] == TYPE_SAMPLE)
+        good &= crc16_rows(rows[:, 2:-2]) == stored
+        return k if good.all() else int(np.argmin(good))
+
+    def _scan(self, a: np.ndarray, buf: bytes):
+        """Find frames anywhere in the buffer: every sync word is a candidate, the CRC decides.
+
+        Returns the accepted frames' starts, types and lengths, and where the
+        bytes still to be decided (a frame that may still be arriving) begin.
+        """
+        n = a.size
+        if n < 2:  # nothing to decide yet
+            return _NONE, _NONE, _NONE, 0 if n == 0 or a[0] == 0xA5 else 1
+        if n < SAMPLE_FRAME_LEN and a[0] == 0xA5 and a[1] == 0x5A and (n == 2 or _LEN_BY_TYPE[a[2]] > 0):
+            return _NONE, _NONE, _NONE, 0  # the usual tail: the start of the next frame
+        starts = np.flatnonzero((a[:-1] == 0xA5) & (a[1:] == 0x5A))
+        types = a[np.minimum(starts + 2, n - 1)]
+        lengths = _LEN_BY_TYPE[types]
         # Bytes from the first frame that may still be arriving are kept for later.
         incomplete = (starts + 2 >= n) | ((lengths > 0) & (starts + lengths > n))
         cut = int(starts[incomplete][0]) if incomplete.any() else (n - 1 if n and a[-1] == 0xA5 else n)
@@ -267,23 +320,14 @@ class Decoder:
         acc_ends = acc_starts + acc_lens
 
         # Candidates that failed, unless they sit inside a frame we accepted (data bytes that look like sync).
-        inside = np.zeros(starts.size, dtype=bool)
+        loose = ~ok
         if acc_starts.size:
             idx = np.searchsorted(acc_starts, starts, side="right") - 1
-            inside = (idx >= 0) & (starts < acc_ends[np.maximum(idx, 0)])
-        loose = ~ok & ~inside
+            loose &= ~((idx >= 0) & (starts < acc_ends[np.maximum(idx, 0)]))
         self.stats.crc_errors += int(np.count_nonzero(loose & (lengths > 0)))
         self.stats.malformed += int(np.count_nonzero(loose & (lengths == 0)))
-
         end = max(cut, int(acc_ends[-1]) if acc_ends.size else 0)
-        accepted_bytes = int(acc_lens.sum())
-        self.stats.frames_ok += int(acc_starts.size)
-        self.stats.frame_bytes += accepted_bytes
-        self.stats.bytes_skipped += end - accepted_bytes
-        self._pending = buf[end:]
-        return self._chunk(a, buf, acc_starts, acc_types)
-
-    # -- steps of feed()
+        return acc_starts, acc_types, acc_lens, end
 
     @staticmethod
     def _crc_ok(a, buf, starts, types, lengths) -> np.ndarray:
@@ -310,29 +354,26 @@ class Decoder:
                 end = s + int(lengths[i])
         return starts[keep], types[keep], lengths[keep]
 
-    def _chunk(self, a, buf, starts, types) -> DecodedChunk:
-        is_sample = types == TYPE_SAMPLE
-        frames = a[starts[is_sample, None] + np.arange(SAMPLE_FRAME_LEN)].reshape(-1).view(SAMPLE_DTYPE)
-        # Where each info/error frame sits among this chunk's sample frames.
-        order = np.cumsum(is_sample) - is_sample
+    def _chunk(self, frames: np.ndarray, others: list[tuple[int, int, bytes]]) -> DecodedChunk:
         infos, errors = [], []
-        for i in np.flatnonzero(~is_sample):
-            s = int(starts[i])
-            if types[i] == TYPE_INFO:
-                infos.append((int(order[i]), _decode_info(buf[s + 3 : s + INFO_FRAME_LEN - 2])))
+        for position, type_, payload in others:  # info and error frames: a few per session
+            if type_ == TYPE_INFO:
+                infos.append((position, _decode_info(payload)))
             else:
-                code, msg = _ERROR_PAYLOAD.unpack(buf[s + 3 : s + ERROR_FRAME_LEN - 2])
-                errors.append((int(order[i]), code, msg.rstrip(b"\0").decode("ascii", "replace")))
+                code, msg = _ERROR_PAYLOAD.unpack(payload)
+                errors.append((position, code, msg.rstrip(b"\0").decode("ascii", "replace")))
         self.stats.info_frames += len(infos)
         self.stats.error_frames += len(errors)
 
         keep, seq, t_us, resets = self._unwrap(frames["seq"].astype(np.int64), frames["t_us"].astype(np.int64))
+        raw = frames["raw"]
         if not keep.all():  # drop stale frames and renumber the infos' positions
             before = np.concatenate([[0], np.cumsum(keep)])
             infos = [(int(before[p]), info) for p, info in infos]
             errors = [(int(before[p]), c, m) for p, c, m in errors]
+            raw = raw[keep]
         self.stats.samples += int(seq.size)
-        return DecodedChunk(seq, t_us, frames["raw"][keep].astype(np.int16), infos, errors, resets)
+        return DecodedChunk(seq, t_us, raw.astype(np.int16), infos, errors, resets)
 
     def _unwrap(self, seq16: np.ndarray, t32: np.ndarray):
         """Unwrap 16-bit sequence and 32-bit µs clock into monotonic int64.
@@ -351,9 +392,16 @@ class Decoder:
         if self._last_seq16 is None:  # the very first sample starts the count
             self._last_seq16, self._last_t32 = int(seq16[0]) - 1, int(t32[0]) - 1
             self._seq64, self._t64 = self._last_seq16, self._last_t32
-        d_seq = (seq16 - np.concatenate(([self._last_seq16], seq16[:-1]))) & 0xFFFF
-        d_t = (t32 - np.concatenate(([self._last_t32], t32[:-1]))) & 0xFFFFFFFF
-        forward = (d_seq > 0) & (d_seq < _HALF_SEQ) & (d_t > 0) & (d_t < _HALF_TIME)
+        d_seq = np.diff(seq16, prepend=self._last_seq16) & 0xFFFF
+        d_t = np.diff(t32, prepend=self._last_t32) & 0xFFFFFFFF
+        # 0 < d < half, as one unsigned comparison each
+        forward = ((d_seq - 1).view(np.uint64) < _HALF_SEQ - 1) & ((d_t - 1).view(np.uint64) < _HALF_TIME - 1)
+        if forward.all():  # the usual block: every frame steps forward
+            seq_out, t_out = self._seq64 + np.cumsum(d_seq), self._t64 + np.cumsum(d_t)
+            self.stats.samples_lost += int(seq_out[-1] - self._seq64) - n
+            self._seq64, self._t64 = int(seq_out[-1]), int(t_out[-1])
+            self._last_seq16, self._last_t32 = int(seq16[-1]), int(t32[-1])
+            return keep, seq_out, t_out, resets
         odd = np.flatnonzero(~forward).tolist() + [n]  # frames that do not simply step forward
         i = k = 0
         while True:
