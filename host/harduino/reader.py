@@ -1,0 +1,354 @@
+"""Acquisition: a reader thread turns a port's bytes into timestamped SI samples in a ring buffer.
+
+    port (any URL) ──read──► Decoder ──► SI via the info frame's scale ──► SampleBuffer
+                      └────► raw log (exact bytes, from the first info frame on)
+
+Consumers never see single samples: they ask the buffer for everything since
+an index (`since`) or the newest n (`latest`) and get a `Block` of copies.
+The thread blocks in `read()` with a timeout (no polling), survives a port
+that disappears by reopening it (by its stable id where there is one), and
+keeps link statistics, including how fast the board's clock runs against the
+host's.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import serial
+
+from . import protocol, transport
+from .errors import UserError
+from .protocol import BoardInfo
+
+
+# ---------------------------------------------------------------- ring buffer
+
+@dataclass
+class Block:
+    """A run of consecutive samples; `start` is the buffer index of the first."""
+
+    start: int
+    seq: np.ndarray     # (n,) int64
+    t_us: np.ndarray    # (n,) int64, board µs, unwrapped
+    host_t: np.ndarray  # (n,) float64, host time.monotonic() at arrival
+    si: np.ndarray      # (n, 6) float64: m/s² (accel x, y, z), rad/s (gyro x, y, z)
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    @property
+    def end(self) -> int:
+        """The index after the last sample: pass it to `since` to get what came next."""
+        return self.start + len(self.seq)
+
+
+class SampleBuffer:
+    """A thread-safe bounded ring buffer of samples, indexed by a monotonic sample count."""
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._seq = np.zeros(capacity, dtype=np.int64)
+        self._t_us = np.zeros(capacity, dtype=np.int64)
+        self._host_t = np.zeros(capacity, dtype=np.float64)
+        self._si = np.zeros((capacity, 6), dtype=np.float64)
+        self._total = 0
+        self._changed = threading.Condition()
+
+    @property
+    def total(self) -> int:
+        """Samples ever appended; the index the next sample will get."""
+        return self._total
+
+    def append(self, seq, t_us, host_t, si) -> None:
+        n = len(seq)
+        if n == 0:
+            return
+        keep = slice(max(0, n - self.capacity), n)  # more than fits: only the newest matter
+        with self._changed:
+            first = self._total + keep.start
+            slots = (first + np.arange(keep.stop - keep.start)) % self.capacity
+            self._seq[slots] = np.asarray(seq)[keep]
+            self._t_us[slots] = np.asarray(t_us)[keep]
+            self._host_t[slots] = np.broadcast_to(host_t, (n,))[keep]
+            self._si[slots] = np.asarray(si)[keep]
+            self._total += n
+            self._changed.notify_all()
+
+    def since(self, index: int) -> Block:
+        """Copies of the samples from index on (or from the oldest still held, if it was overwritten)."""
+        with self._changed:
+            start = min(max(index, self._total - self.capacity, 0), self._total)
+            slots = np.arange(start, self._total) % self.capacity
+            return Block(start, self._seq[slots], self._t_us[slots], self._host_t[slots], self._si[slots])
+
+    def latest(self, n: int) -> Block:
+        return self.since(self._total - max(n, 0))
+
+    def wait(self, index: int, timeout: float | None = None) -> bool:
+        """Block until the buffer holds samples past index (True) or the timeout passes (False)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._total > index, timeout)
+
+
+# ---------------------------------------------------------------- link statistics
+
+@dataclass
+class LinkStats:
+    port: str
+    connected: bool
+    rate_hz: float               # samples received per board second, recently
+    samples: int                 # samples in the buffer, ever
+    lost: int                    # sequence numbers that never arrived
+    crc_errors: int
+    resets: int                  # board restarts seen
+    reconnects: int              # times the port disappeared and came back
+    bytes_per_s: float
+    since_last_frame_s: float | None
+    drift_ppm: float | None      # board clock against host clock (+: the board's runs fast)
+    bytes: int = 0
+    malformed: int = 0
+    note: str = ""               # what is going on, when something is
+
+    def line(self) -> str:
+        """One human line, the `harduino stream` status line."""
+        state = "connected" if self.connected else "DISCONNECTED"
+        drift = "n/a" if self.drift_ppm is None else f"{self.drift_ppm:+.0f} ppm"
+        last = "n/a" if self.since_last_frame_s is None else f"{self.since_last_frame_s:.2f} s"
+        text = (f"{self.port}: {state}, {self.rate_hz:.1f} Hz, {self.samples} samples, {self.lost} lost, "
+                f"{self.crc_errors} crc errors, {self.resets} resets, {self.reconnects} reconnects, "
+                f"{self.bytes_per_s:.0f} B/s, last frame {last} ago, drift {drift}")
+        return f"{text} ({self.note})" if self.note else text
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_RATE_WINDOW_S = 2.0      # bytes/s and sample rate are measured over about this much
+_DRIFT_MIN_SPAN_S = 2.0   # drift needs this much board time before it means anything
+_DRIFT_POINTS = 600       # one point per board second: ten minutes
+_PRELOG_LIMIT = 1 << 16   # bytes kept while looking for the info frame that starts a raw log
+_REOPEN_EVERY_S = 0.5
+
+
+class Reader(threading.Thread):
+    """Reads a port in the background into `buffer`; see the module docstring."""
+
+    def __init__(self, url: str, *, capacity: int = 1 << 16, raw_log: str | Path | None = None,
+                 read_timeout: float = 0.1) -> None:
+        super().__init__(name=f"reader {url}", daemon=True)
+        self.url = url
+        self.buffer = SampleBuffer(capacity)
+        self.info: BoardInfo | None = None
+        self.error: str | None = None
+        self.finished = threading.Event()
+        self.raw_log = Path(raw_log) if raw_log is not None else None
+        self._read_timeout = read_timeout
+        self._stop_event = threading.Event()
+        self._port: serial.SerialBase | None = None
+        self._decoder = protocol.Decoder()
+        self._connected = False
+        self._reconnects = 0
+        self._skipped = 0          # samples before an info frame on a connection: not trusted, counted lost
+        self._note = ""
+        self._bytes = collections.deque()   # (host time, bytes so far), over the rate window
+        self._last_frame: float | None = None
+        self._drift = collections.deque(maxlen=_DRIFT_POINTS)  # [board s, min(host - board) s]
+        self._scale: np.ndarray | None = None
+        self._log_file = None
+        self._logging = False
+        self._prelog = bytearray()
+
+    # -- control
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop reading and wait for the thread to end (closes the port and the raw log)."""
+        self._stop_event.set()
+        port = self._port
+        if port is not None:
+            try:
+                port.cancel_read()
+            except Exception:  # noqa: BLE001 - a port that cannot cancel just times out
+                pass
+        if self.is_alive():
+            self.join(timeout)
+
+    # -- the thread
+
+    def run(self) -> None:
+        try:
+            self._port = transport.open_port(self.url, timeout=self._read_timeout)
+            if self.raw_log is not None:
+                try:
+                    self._log_file = open(self.raw_log, "wb")
+                except OSError as err:
+                    raise UserError(f"cannot write the raw log {self.raw_log}: {err.strerror}.") from None
+        except UserError as err:
+            self.error = str(err)
+            self.finished.set()
+            return
+        again = transport.reopen_path(self.url)
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    self._read_connection()
+                    break  # stopped, or the end of a replay
+                except (serial.SerialException, OSError) as err:
+                    self._lose_port(err)
+                    if not self._reopen(again):
+                        break
+        finally:
+            self._connected = False
+            self._close_port()
+            if self._log_file is not None:
+                self._log_file.close()
+            self.finished.set()
+
+    def _read_connection(self) -> None:
+        port = self._port
+        self._connected, self._scale, self._logging = True, None, False
+        self._prelog.clear()
+        self._drift.clear()
+        port.write(protocol.command("info"))
+        while not self._stop_event.is_set():
+            data = port.read(1)  # blocks until bytes come or the timeout passes
+            if data:
+                data += port.read(port.in_waiting)  # and whatever came with them, in one piece
+                self._take(data, time.monotonic())
+            elif getattr(port, "at_end", False):  # replay:// has played the whole log
+                self._note = "end of stream"
+                return
+
+    def _lose_port(self, err: Exception) -> None:
+        self._connected = False
+        self._note = f"port lost ({err}); waiting for it to come back"
+        self._close_port()
+
+    def _reopen(self, path: str) -> bool:
+        while not self._stop_event.wait(_REOPEN_EVERY_S):
+            try:
+                self._port = transport.open_port(path, timeout=self._read_timeout)
+            except UserError:
+                continue
+            self._reconnects += 1
+            self._note = f"reconnected to {path}"
+            return True
+        return False
+
+    def _close_port(self) -> None:
+        if self._port is not None:
+            try:
+                self._port.close()
+            except Exception:  # noqa: BLE001 - closing a vanished port may fail; it is gone either way
+                pass
+
+    # -- bytes to samples
+
+    def _take(self, data: bytes, now: float) -> None:
+        self._count_bytes(len(data), now)
+        frames_before = self._decoder.stats.frames_ok
+        chunk = self._decoder.feed(data)
+        if self._decoder.stats.frames_ok > frames_before:
+            self._last_frame = now
+        if chunk.resets:
+            self._drift.clear()
+        self._log(data, chunk)
+        # Samples between info frames take the scale of the info before them.
+        edges = [0] + [position for position, _ in chunk.infos] + [len(chunk)]
+        scales = [self._scale] + [info.si_scale for _, info in chunk.infos]
+        for (a, b), scale in zip(zip(edges[:-1], edges[1:]), scales):
+            if b <= a:
+                continue
+            if scale is None:  # no info frame yet on this connection: scale unknown, samples dropped
+                if self.buffer.total:  # after the first connection they leave a gap in the buffer
+                    self._skipped += b - a
+                continue
+            self.buffer.append(chunk.seq[a:b], chunk.t_us[a:b], now, chunk.raw[a:b].astype(np.float64) * scale)
+        if chunk.infos:
+            self.info = chunk.infos[-1][1]
+            self._scale = self.info.si_scale
+        if len(chunk) and self._scale is not None:
+            self._track_drift(float(chunk.t_us[-1]) / 1e6, now)
+
+    def _log(self, data: bytes, chunk: protocol.DecodedChunk) -> None:
+        """Raw log: every byte from this connection's first info frame on."""
+        if self._log_file is None:
+            return
+        if self._logging:
+            self._log_file.write(data)
+        else:
+            self._prelog += data
+            if chunk.infos:
+                start = self._prelog.rfind(protocol.encode_info(chunk.infos[0][1]))
+                self._log_file.write(self._prelog[max(start, 0):])
+                self._logging = True
+                self._prelog.clear()
+            else:
+                del self._prelog[:-_PRELOG_LIMIT]
+        self._log_file.flush()
+
+    def _count_bytes(self, n: int, now: float) -> None:
+        total = (self._bytes[-1][1] if self._bytes else 0) + n
+        self._bytes.append((now, total))
+        while len(self._bytes) > 2 and now - self._bytes[1][0] > _RATE_WINDOW_S:
+            self._bytes.popleft()
+
+    def _track_drift(self, board_s: float, now: float) -> None:
+        """Keep the smallest host-minus-board offset per board second: the least delayed arrival."""
+        offset = now - board_s
+        if self._drift and int(self._drift[-1][0]) == int(board_s):
+            if offset < self._drift[-1][1]:
+                self._drift[-1] = [board_s, offset]
+        else:
+            self._drift.append([board_s, offset])
+
+    # -- statistics
+
+    def stats(self) -> LinkStats:
+        now = time.monotonic()
+        d = self._decoder.stats
+        return LinkStats(
+            port=self.url,
+            connected=self._connected,
+            rate_hz=self._sample_rate(),
+            samples=self.buffer.total,
+            lost=d.samples_lost + self._skipped,
+            crc_errors=d.crc_errors,
+            resets=d.resets,
+            reconnects=self._reconnects,
+            bytes_per_s=self._bytes_per_s(now),
+            since_last_frame_s=None if self._last_frame is None else now - self._last_frame,
+            drift_ppm=self._drift_ppm(),
+            bytes=d.bytes_in,
+            malformed=d.malformed,
+            note=self.error or self._note,
+        )
+
+    def _sample_rate(self) -> float:
+        n = int(_RATE_WINDOW_S * (self.info.rate_hz if self.info else 50)) + 1
+        block = self.buffer.latest(n)
+        if len(block) < 2:
+            return 0.0
+        span = (block.t_us[-1] - block.t_us[0]) / 1e6
+        return (len(block) - 1) / span if span > 0 else 0.0
+
+    def _bytes_per_s(self, now: float) -> float:
+        points = list(self._bytes)
+        if len(points) < 2:
+            return 0.0
+        (t0, b0), (_, b1) = points[0], points[-1]
+        return (b1 - b0) / max(now - t0, 1e-9)
+
+    def _drift_ppm(self) -> float | None:
+        points = np.array(list(self._drift))
+        if len(points) < 3 or points[-1, 0] - points[0, 0] < _DRIFT_MIN_SPAN_S:
+            return None
+        slope = np.polyfit(points[:, 0], points[:, 1], 1)[0]  # host s per board s, minus one
+        return float(-slope / (1 + slope) * 1e6)
