@@ -1,0 +1,255 @@
+"""From recordings to windows: channels, the one windowing function, window labels, splits.
+
+Everything here is a pure numpy function. `windows` is the only place samples
+become windows; training goes through `window_dataset` and live prediction
+through `latest_window`, and both call it, so they cannot disagree.
+
+Windows never cross a session boundary or a gap in a session (a board reset,
+an unplug): each stretch of evenly spaced samples is windowed on its own.
+Splits keep whole sessions or whole subjects on one side, because
+overlapping windows of one session on both sides of a split leak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
+from .errors import UserError
+from .recording import Recording, load_recording
+
+AXES = ("ax", "ay", "az", "gx", "gy", "gz")
+MAGNITUDES = ("acc_mag", "gyro_mag")
+CHANNEL_SETS = {
+    "axes": AXES,
+    "magnitudes": MAGNITUDES,  # |acc| and |gyro|: the lectures' 32 x 2 window
+    "all": AXES + MAGNITUDES,
+}
+LABEL_POLICIES = ("pure", "majority")
+WINDOW = 32
+STEP = 16
+_GAP_PERIODS = 3.0  # a time step longer than this many sample periods splits a session
+
+
+# ---------------------------------------------------------------- loading
+
+def load_recordings(folder: str | Path) -> list[Recording]:
+    """Every recording (*.csv with its .json sidecar) directly in a folder, or one CSV file.
+
+    All recordings must share one sample rate: a model is trained for one rate.
+    """
+    folder = Path(folder)
+    if folder.is_file():
+        paths = [folder]
+    elif folder.is_dir():
+        paths = sorted(folder.glob("*.csv"))
+        if not paths:
+            inside = sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("*.csv")))
+            hint = f" (its subfolders {', '.join(inside)} have some: name one)" if inside else ""
+            raise UserError(f"no recordings (*.csv) in {folder}{hint}.")
+    else:
+        raise UserError(f"no such recording folder or file: {folder}.")
+    recordings = [load_recording(p) for p in paths]
+    check_one_rate(recordings)
+    return recordings
+
+
+def check_one_rate(recordings: Sequence[Recording]) -> float:
+    """The sample rate all recordings share; UserError naming two files that differ."""
+    if not recordings:
+        raise UserError("no recordings given.")
+    first = recordings[0]
+    for rec in recordings[1:]:
+        if not np.isclose(rec.rate_hz, first.rate_hz, rtol=1e-3):
+            raise UserError(f"recordings mix sample rates: {first.path} is {first.rate_hz:g} Hz but "
+                            f"{rec.path} is {rec.rate_hz:g} Hz; train on one rate at a time.")
+    return float(first.rate_hz)
+
+
+# ---------------------------------------------------------------- channels and windows
+
+def channel_names(channel_set: str) -> tuple[str, ...]:
+    try:
+        return CHANNEL_SETS[channel_set]
+    except KeyError:
+        raise UserError(f"unknown channel set {channel_set!r}; choose one of {', '.join(CHANNEL_SETS)}.") from None
+
+
+def select_channels(si: np.ndarray, channel_set: str) -> np.ndarray:
+    """(n, 6) samples in m/s² and rad/s -> (n, c) float32 channels of the set, magnitudes derived."""
+    names = channel_names(channel_set)
+    si = np.asarray(si, dtype=np.float64)
+    if si.ndim != 2 or si.shape[1] != 6:
+        raise ValueError(f"samples must be shaped (n, 6), not {si.shape}")
+    parts = []
+    if names[0] == "ax":
+        parts.append(si)
+    if "acc_mag" in names:
+        parts += [np.linalg.norm(si[:, :3], axis=1)[:, None], np.linalg.norm(si[:, 3:], axis=1)[:, None]]
+    return np.hstack(parts).astype(np.float32)
+
+
+def windows(x: np.ndarray, size: int = WINDOW, step: int = STEP) -> np.ndarray:
+    """(n, c) samples -> (n_windows, c, size) float32 windows starting every `step` samples.
+
+    The one windowing function: training and live prediction both use it.
+    Window i covers samples i*step .. i*step+size-1; a tail shorter than a
+    window is left out.
+    """
+    if size < 1 or step < 1:
+        raise ValueError("window size and step must be positive")
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[0] < size:
+        return np.zeros((0, x.shape[1], size), dtype=np.float32)
+    view = np.lib.stride_tricks.sliding_window_view(x, size, axis=0)  # (n-size+1, c, size), no copy
+    return np.ascontiguousarray(view[::step])
+
+
+def latest_window(si_block: np.ndarray, channel_set: str, size: int = WINDOW) -> np.ndarray:
+    """The newest `size` samples of (n, 6) SI samples as one window, shaped (1, c, size).
+
+    The live path: the same channel selection and windowing as training.
+    """
+    if len(si_block) < size:
+        raise ValueError(f"a window needs {size} samples, got {len(si_block)}")
+    return windows(select_channels(np.asarray(si_block)[-size:], channel_set), size, size)
+
+
+def segments(t: np.ndarray, rate_hz: float) -> list[tuple[int, int]]:
+    """[start, end) index ranges of evenly spaced samples: split where time jumps back or skips ahead."""
+    dt = np.diff(np.asarray(t, dtype=np.float64))
+    cut = np.flatnonzero((dt <= 0) | (dt > _GAP_PERIODS / rate_hz)) + 1
+    edges = np.concatenate([[0], cut, [len(t)]])
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def window_labels(labels: np.ndarray, size: int = WINDOW, step: int = STEP,
+                  policy: str = "pure") -> np.ndarray:
+    """One label per window of `windows(..., size, step)`; '' where the window gets none.
+
+    "pure": a window whose samples carry more than one label, or no label, gets ''.
+    "majority": the most common label of the window ('' if most samples have none; ties
+    between labels go to the one that sorts first).
+    """
+    if policy not in LABEL_POLICIES:
+        raise UserError(f"unknown label policy {policy!r}; choose one of {', '.join(LABEL_POLICIES)}.")
+    names, codes = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+    coded = windows(codes.reshape(-1, 1).astype(np.float32), size, step)[:, 0, :].astype(np.int64)
+    if coded.shape[0] == 0:
+        return np.zeros(0, dtype=names.dtype)
+    if policy == "pure":
+        same = coded.min(axis=1) == coded.max(axis=1)
+        return np.where(same, names[coded[:, 0]], "")
+    counts = (coded[:, :, None] == np.arange(names.size)).sum(axis=1).astype(np.float64)
+    if names[0] == "":
+        counts[:, 0] -= 0.5  # a tie between a label and no label goes to the label
+    return names[np.argmax(counts, axis=1)]
+
+
+@dataclass
+class WindowSet:
+    """Windows of many sessions with what each came from."""
+
+    X: np.ndarray          # (n, c, size) float32
+    y: np.ndarray          # (n,) str labels
+    subjects: np.ndarray   # (n,) str
+    sessions: np.ndarray   # (n,) str
+    t0: np.ndarray         # (n,) float64 s, each window's start time in its session
+    rate_hz: float
+    channel_set: str
+    size: int = WINDOW
+    step: int = STEP
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return CHANNEL_SETS[self.channel_set]
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.unique(self.y)
+
+    def subset(self, idx) -> "WindowSet":
+        return WindowSet(self.X[idx], self.y[idx], self.subjects[idx], self.sessions[idx], self.t0[idx],
+                         self.rate_hz, self.channel_set, self.size, self.step)
+
+
+def window_dataset(recordings: Sequence[Recording], channel_set: str = "all", size: int = WINDOW,
+                   step: int = STEP, label_policy: str = "pure") -> WindowSet:
+    """Labelled windows of every recording; windows without a label under the policy are dropped."""
+    rate = check_one_rate(recordings)
+    channel_names(channel_set)
+    parts = []
+    for rec in recordings:
+        for a, b in segments(rec.t, rec.rate_hz):
+            X = windows(select_channels(rec.si[a:b], channel_set), size, step)
+            y = window_labels(rec.labels[a:b], size, step, label_policy)
+            t0 = rec.t[a:b][::step][: len(y)] if len(y) else np.zeros(0)
+            keep = y != ""
+            parts.append((X[keep], y[keep], np.full(keep.sum(), rec.subject), np.full(keep.sum(), rec.session),
+                          t0[keep]))
+    c = len(CHANNEL_SETS[channel_set])
+    X, y, subjects, sessions, t0 = (
+        [np.concatenate(col) for col in zip(*parts)] if parts else
+        [np.zeros((0, c, size), np.float32)] + [np.zeros(0, str)] * 3 + [np.zeros(0)])
+    return WindowSet(X.astype(np.float32, copy=False), y.astype(str), subjects.astype(str), sessions.astype(str),
+                     t0.astype(np.float64), rate, channel_set, size, step)
+
+
+# ---------------------------------------------------------------- splits
+
+def leave_one_subject_out(ws: WindowSet) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(train_idx, test_idx) per subject: each subject tested once on a model that never saw them."""
+    if np.unique(ws.subjects).size < 2:
+        raise UserError("leave-one-subject-out needs recordings of at least two subjects.")
+    yield from LeaveOneGroupOut().split(ws.X, ws.y, groups=ws.subjects)
+
+
+def by_session(ws: WindowSet, n_splits: int = 5) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(train_idx, test_idx) for up to n_splits folds of whole sessions."""
+    n_sessions = np.unique(ws.sessions).size
+    if n_sessions < 2:
+        raise UserError("splitting by session needs at least two recorded sessions.")
+    yield from GroupKFold(n_splits=min(n_splits, n_sessions)).split(ws.X, ws.y, groups=ws.sessions)
+
+
+# ---------------------------------------------------------------- normalisation
+
+class ChannelScaler(TransformerMixin, BaseEstimator):
+    """Per-channel standardisation of (n, c, size) windows, fitted on training windows only.
+
+    Every deep pipeline holds one, so the live path cannot forget to normalise.
+    `mean_` and `scale_` are plain (c,) arrays: they save as tensors.
+    """
+
+    def fit(self, X, y=None):
+        X = _as_windows(X)
+        self.mean_ = X.mean(axis=(0, 2), dtype=np.float64)
+        std = X.std(axis=(0, 2), dtype=np.float64)
+        self.scale_ = np.where(std > 1e-12, std, 1.0)  # a constant channel is centred, not blown up
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        X = _as_windows(X)
+        if X.shape[1] != self.mean_.shape[0]:
+            raise ValueError(f"ChannelScaler was fitted on {self.mean_.shape[0]} channels, got {X.shape[1]}")
+        return ((X - self.mean_[:, None]) / self.scale_[:, None]).astype(np.float32)
+
+    def inverse_transform(self, X):
+        X = _as_windows(X)
+        return (X * self.scale_[:, None] + self.mean_[:, None]).astype(np.float32)
+
+
+def _as_windows(X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 3:
+        raise ValueError(f"windows must be shaped (n, channels, size), not {X.shape}")
+    return X

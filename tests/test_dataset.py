@@ -1,0 +1,212 @@
+"""The dataset layer: channels, the one windowing function, window labels, splits, the channel scaler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.pipeline import make_pipeline
+
+from harduino import dataset, protocol, simboard
+from harduino.dataset import ChannelScaler
+from harduino.errors import UserError
+from harduino.recording import Recording, write_recording
+
+SCALE = protocol.BoardInfo().si_scale
+
+
+def make_recording(si, labels, subject="s1", session="a", rate=50.0, t=None) -> Recording:
+    si = np.asarray(si, dtype=np.float64)
+    t = np.arange(len(si)) / rate if t is None else np.asarray(t, dtype=np.float64)
+    return Recording(path=Path(f"{session}.csv"), subject=subject, session=session, rate_hz=rate, t=t, si=si,
+                     labels=np.asarray(labels, dtype=str), meta={})
+
+
+def sim_recording(activity, subject, seconds=8.0, seed=0, rate=50.0) -> Recording:
+    n = int(seconds * rate)
+    raw = simboard.synth_activity(activity, n, rate, subject=subject, seed=seed)
+    return make_recording(raw * SCALE, [activity] * n, subject=f"s{subject}", session=f"s{subject}-{activity}",
+                          rate=rate)
+
+
+# ---------------------------------------------------------------- channels and windows
+
+def test_channel_sets_derive_magnitudes():
+    si = np.array([[3.0, 4.0, 0.0, 0.0, 0.0, 2.0], [1.0, 2.0, 2.0, 1.0, 2.0, 2.0]])
+    mags = dataset.select_channels(si, "magnitudes")
+    assert mags.dtype == np.float32
+    assert np.allclose(mags, [[5.0, 2.0], [3.0, 3.0]])
+    every = dataset.select_channels(si, "all")
+    assert every.shape == (2, 8)
+    assert np.allclose(every[:, :6], si) and np.allclose(every[:, 6:], mags)
+    assert np.allclose(dataset.select_channels(si, "axes"), si)
+    assert {k: len(v) for k, v in dataset.CHANNEL_SETS.items()} == {"axes": 6, "magnitudes": 2, "all": 8}
+    with pytest.raises(UserError, match="unknown channel set 'xyz'"):
+        dataset.select_channels(si, "xyz")
+
+
+@pytest.mark.parametrize("n, size, step", [(100, 32, 16), (95, 32, 8), (32, 32, 16), (64, 10, 7)])
+def test_windows_are_the_samples_they_cover(n, size, step):
+    x = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+    w = dataset.windows(x, size, step)
+    assert w.shape == ((n - size) // step + 1, 3, size) and w.dtype == np.float32
+    for i in range(len(w)):
+        assert np.array_equal(w[i], x[i * step : i * step + size].T)
+
+
+def test_too_few_samples_give_no_window():
+    assert dataset.windows(np.zeros((31, 2)), 32, 16).shape == (0, 2, 32)
+
+
+def test_live_window_is_the_training_window():
+    si = simboard.synth_activity("walking", 32 + 16 * 9, 50, subject=1) * SCALE
+    for channel_set in dataset.CHANNEL_SETS:
+        training = dataset.windows(dataset.select_channels(si, channel_set), 32, 16)
+        live = dataset.latest_window(si, channel_set)
+        assert live.shape == (1, training.shape[1], 32)
+        assert np.array_equal(live[0], training[-1])
+    with pytest.raises(ValueError):
+        dataset.latest_window(si[:31], "all")
+
+
+def test_window_labels_pure_and_majority():
+    labels = np.array(["a"] * 20 + ["b"] * 12 + [""] * 12)
+    # windows of 8 every 4: starts 0, 4, ..., 36
+    pure = dataset.window_labels(labels, 8, 4, "pure")
+    assert list(pure) == ["a", "a", "a", "a", "", "b", "b", "", "", ""]
+    majority = dataset.window_labels(labels, 8, 4, "majority")
+    assert list(majority) == ["a", "a", "a", "a", "a", "b", "b", "b", "", ""]
+    with pytest.raises(UserError, match="label policy"):
+        dataset.window_labels(labels, 8, 4, "vote")
+
+
+# ---------------------------------------------------------------- window sets
+
+def test_no_window_crosses_a_session_boundary_or_a_gap():
+    # every sample's ax holds its session number, gx its time: a window mixing sessions would show two values
+    recs = []
+    for k, n in enumerate([70, 45, 31, 100]):
+        si = np.zeros((n, 6))
+        si[:, 0] = k
+        t = np.arange(n) / 50.0
+        if k == 3:
+            t[60:] += 5.0  # the board was unplugged for 5 s
+        si[:, 3] = t
+        recs.append(make_recording(si, ["x"] * n, subject=f"s{k % 2}", session=f"r{k}", t=t))
+    ws = dataset.window_dataset(recs, "axes", 32, 16)
+    ax, gx = ws.X[:, 0, :], ws.X[:, 3, :]
+    assert np.all(ax.min(axis=1) == ax.max(axis=1))                         # one session per window
+    assert np.allclose(np.diff(gx, axis=1), 1 / 50.0, atol=1e-5)            # evenly spaced: no gap inside
+    assert list(np.unique(ws.sessions, return_counts=True)[1]) == [3, 1, 3]  # 70 -> 3, 45 -> 1, 31 -> 0, 60+40 -> 2+1
+    assert np.all(ws.sessions == np.char.add("r", ax[:, 0].astype(int).astype(str)))
+    assert np.allclose(ws.t0, gx[:, 0])
+
+
+def test_pure_policy_drops_mixed_and_unlabelled_windows():
+    raw, labels = simboard.synth_script([("still", 4), ("walking", 4)], 50, subject=2)
+    labels = labels.copy()
+    labels[:40] = ""
+    rec = make_recording(raw * SCALE, labels)
+    pure = dataset.window_dataset([rec], "magnitudes", label_policy="pure")
+    majority = dataset.window_dataset([rec], "magnitudes", label_policy="majority")
+    assert set(pure.y) == {"still", "walking"} and set(majority.y) == {"still", "walking"}
+    # 400 samples -> 24 windows starting every 16; those at 0, 16, 32 touch the 40 unlabelled samples,
+    # those at 176 and 192 straddle the change at 200; under majority only 0 and 16 are mostly unlabelled
+    assert len(pure) == 19 and len(majority) == 22
+    assert list(pure.t0[:2]) == [48 / 50, 64 / 50]
+    assert pure.X.shape == (19, 2, 32) and pure.X.dtype == np.float32
+    assert pure.rate_hz == 50.0 and pure.channels == ("acc_mag", "gyro_mag")
+
+
+def test_mixed_sample_rates_are_refused_naming_the_files():
+    a = make_recording(np.zeros((64, 6)), ["x"] * 64, session="fast", rate=100.0)
+    b = make_recording(np.zeros((64, 6)), ["x"] * 64, session="slow", rate=50.0)
+    with pytest.raises(UserError, match=r"fast\.csv is 100 Hz but slow\.csv is 50 Hz"):
+        dataset.window_dataset([a, b])
+
+
+def test_load_recordings_from_a_folder(tmp_path):
+    for subject in ("s1", "s2"):
+        raw = simboard.synth_activity("running", 100, 50, subject=int(subject[1]))
+        write_recording(tmp_path, f"{subject}_running", np.arange(100) / 50, raw * SCALE, "running",
+                        {"subject": subject, "rate_hz": 50})
+    recs = dataset.load_recordings(tmp_path)
+    assert [r.subject for r in recs] == ["s1", "s2"]
+    assert len(dataset.window_dataset(recs)) == 10
+    write_recording(tmp_path, "s3_x", np.arange(10) / 25, np.zeros((10, 6)), "x", {"subject": "s3", "rate_hz": 25})
+    with pytest.raises(UserError, match="mix sample rates"):
+        dataset.load_recordings(tmp_path)
+    with pytest.raises(UserError, match="no such recording folder"):
+        dataset.load_recordings(tmp_path / "nothing-here")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match=r"no recordings \(\*\.csv\) in"):
+        dataset.load_recordings(empty)
+
+
+# ---------------------------------------------------------------- splits
+
+def test_leave_one_subject_out_never_shares_a_subject():
+    recs = [sim_recording(a, s, seconds=3) for s in (1, 2, 3) for a in ("still", "running")]
+    ws = dataset.window_dataset(recs, "all")
+    folds = list(dataset.leave_one_subject_out(ws))
+    assert len(folds) == 3
+    tested = []
+    for train, test in folds:
+        assert len(train) and len(test)
+        assert not set(ws.subjects[train]) & set(ws.subjects[test])
+        assert len(set(ws.subjects[test])) == 1
+        assert len(train) + len(test) == len(ws)
+        tested += list(set(ws.subjects[test]))
+    assert sorted(tested) == ["s1", "s2", "s3"]
+    with pytest.raises(UserError, match="two subjects"):
+        next(dataset.leave_one_subject_out(ws.subset(ws.subjects == "s1")))
+
+
+def test_session_folds_keep_whole_sessions_apart():
+    recs = [sim_recording(a, s, seconds=3) for s in (1, 2) for a in ("still", "walking", "waving")]
+    ws = dataset.window_dataset(recs, "magnitudes")
+    folds = list(dataset.by_session(ws, n_splits=3))
+    assert len(folds) == 3
+    for train, test in folds:
+        assert not set(ws.sessions[train]) & set(ws.sessions[test])
+    assert sorted(np.concatenate([test for _, test in folds])) == list(range(len(ws)))
+
+
+# ---------------------------------------------------------------- channel scaler
+
+def test_channel_scaler_uses_training_statistics_only():
+    rng = np.random.default_rng(0)
+    train = rng.normal([[5.0], [-2.0], [0.0]], [[2.0], [0.5], [0.0]], size=(40, 3, 32)).astype(np.float32)
+    test = train[:5] + 10.0
+    scaler = ChannelScaler().fit(train)
+    z = scaler.transform(train)
+    assert z.dtype == np.float32 and z.shape == train.shape
+    assert np.allclose(z.mean(axis=(0, 2)), 0, atol=1e-5)
+    assert np.allclose(z[:, :2].std(axis=(0, 2)), 1, atol=1e-4)
+    assert np.all(z[:, 2] == 0)  # a constant channel is centred, not divided by zero
+    # the test windows are scaled with the training mean and std, not their own
+    expected = (test - train.mean(axis=(0, 2))[:, None]) / np.where(train.std(axis=(0, 2)) > 0,
+                                                                      train.std(axis=(0, 2)), 1)[:, None]
+    assert np.allclose(scaler.transform(test), expected, atol=1e-4)
+    assert np.allclose(scaler.inverse_transform(scaler.transform(test)), test, atol=1e-4)
+    with pytest.raises(ValueError, match="fitted on 3 channels"):
+        scaler.transform(train[:, :2])
+
+
+def test_channel_scaler_lives_in_a_pipeline():
+    from sklearn.base import clone
+    from sklearn.preprocessing import FunctionTransformer
+
+    flatten = FunctionTransformer(lambda X: X.reshape(len(X), -1))
+    from sklearn.linear_model import LogisticRegression
+
+    recs = [sim_recording(a, s, seconds=4) for s in (1, 2) for a in ("still", "running")]
+    ws = dataset.window_dataset(recs, "all")
+    pipe = make_pipeline(ChannelScaler(), flatten, LogisticRegression(max_iter=500))
+    train, test = ws.subjects == "s1", ws.subjects == "s2"
+    pipe.fit(ws.X[train], ws.y[train])
+    assert (pipe.predict(ws.X[test]) == ws.y[test]).mean() > 0.9
+    assert np.allclose(pipe[0].mean_, ws.X[train].mean(axis=(0, 2)), atol=1e-4)
+    assert "mean_" not in vars(clone(pipe)[0])
