@@ -186,7 +186,9 @@ def synth_activity(activity: str, n: int, rate_hz: float, subject: int = 0, seed
     t = t0 + np.arange(n) / rate_hz
     phases = np.random.default_rng([int(seed), int(subject), ACTIVITIES.index(activity)]).uniform(0, 2 * np.pi, 4)
     acc, gyro = _MOVEMENTS[activity](t, p, phases)
-    si = np.hstack([acc @ p.orientation.T + p.accel_bias, gyro @ p.orientation.T + p.gyro_bias])
+    # einsum, not @: tiny matrix products through BLAS wake its worker threads, which then spin
+    si = np.hstack([np.einsum("ij,kj->ik", acc, p.orientation) + p.accel_bias,
+                    np.einsum("ij,kj->ik", gyro, p.orientation) + p.gyro_bias])
     si += _noise(first, n, subject, seed) * (np.array([_ACC_NOISE] * 3 + [_GYRO_NOISE] * 3) * p.noise)
     return np.clip(np.rint(si / _RAW_SCALE), -32768, 32767).astype(np.int16)
 

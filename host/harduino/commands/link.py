@@ -1,0 +1,172 @@
+"""`harduino ports | stream | replay | simulate`: see what comes over the link."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+
+from .. import transport
+from ..errors import UserError
+from ..reader import Reader
+from ..simboard import ACTIVITIES, PtyBoard
+
+SAMPLE_HEADER = "seq,t_us,ax,ay,az,gx,gy,gz"
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser("ports", help="list serial ports with descriptions and stable ids",
+                              description="List serial ports: device, description and the stable "
+                                          "/dev/serial/by-id name that survives a replug.")
+    p.set_defaults(run=run_ports)
+
+    p = subparsers.add_parser("stream", help="read a board and print link statistics or samples",
+                              description="Read a port (/dev/ttyACM0, COM3, socket://, sim://, replay://) "
+                                          "and print a statistics line once a second, or the samples.")
+    p.add_argument("port", help="serial port or URL, e.g. /dev/ttyACM0 or 'sim://?activity=walking'")
+    _add_output_options(p)
+    p.add_argument("--raw-log", metavar="FILE", type=Path,
+                   help="save the exact bytes read, starting with an info frame, for `harduino replay`")
+    p.set_defaults(run=run_stream)
+
+    p = subparsers.add_parser("replay", help="play a raw serial log as if the board were sending it",
+                              description="Play a raw log (from `stream --raw-log` or a recording) "
+                                          "and print the same output as `stream`.")
+    p.add_argument("file", type=Path, help="raw serial log (.bin)")
+    p.add_argument("--speed", default="1", help="1 = original pace, 4 = four times faster, max = at once")
+    p.add_argument("--loop", action="store_true", help="start again at the end, until stopped")
+    _add_output_options(p)
+    p.set_defaults(run=run_replay)
+
+    p = subparsers.add_parser("simulate", help="serve a virtual board on a pseudo-terminal",
+                              description="Run the virtual board (sim://) on a pseudo-terminal and print its "
+                                          "path, so the Serial Monitor, screen or `harduino stream PATH` "
+                                          "can read it like a real board.")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--activity", choices=ACTIVITIES, help="one activity throughout (default walking)")
+    what.add_argument("--script", help="a schedule of activities, e.g. still:5,walking:10,running:10 (repeats)")
+    p.add_argument("--subject", type=int, default=0, help="who moves: cadence, amplitude, sensor orientation")
+    p.add_argument("--seed", type=int, default=0, help="noise and phase seed")
+    p.add_argument("--rate", type=int, default=50, help="sample rate, Hz (1-1000)")
+    p.add_argument("--baud", type=int, default=115200, help="link speed; frames that do not fit are skipped")
+    p.add_argument("--link", type=Path, help="also make this symlink to the terminal, a stable name to open")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.set_defaults(run=run_simulate)
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--samples", action="store_true",
+                   help=f"print every sample as CSV ({SAMPLE_HEADER}; SI units) instead of statistics")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+
+
+# ---------------------------------------------------------------- ports
+
+def run_ports(args) -> int:
+    ports = transport.list_serial_ports()
+    if not ports:
+        print("no serial ports found (plug a board in, or use sim:// or `harduino simulate`)")
+    for p in ports:
+        print(f"{p['device']}\t{p['description']}\t{p['stable_id'] or '-'}\t{p['hwid']}")
+    return 0
+
+
+# ---------------------------------------------------------------- stream and replay
+
+def run_stream(args) -> int:
+    if args.raw_log is not None and not args.raw_log.parent.is_dir():
+        raise UserError(f"cannot write the raw log {args.raw_log}: its folder does not exist.")
+    return follow(args.port, samples=args.samples, raw_log=args.raw_log, duration=args.duration)
+
+
+def run_replay(args) -> int:
+    if not args.file.is_file():
+        raise UserError(f"no such raw log file: {args.file}.")
+    query = urlencode({"speed": args.speed, **({"loop": 1} if args.loop else {})})
+    return follow(f"replay://{args.file.resolve()}?{query}", samples=args.samples, duration=args.duration)
+
+
+def follow(url: str, *, samples: bool = False, raw_log: Path | None = None, duration: float | None = None) -> int:
+    """Read url until the duration passes, the stream ends or Ctrl-C; print stats or samples."""
+    reader = Reader(url, raw_log=raw_log)
+    reader.start()
+    out = sys.stdout
+    end = time.monotonic() + duration if duration is not None else float("inf")
+    next_stats = time.monotonic() + 1.0
+    index = 0
+    if samples:
+        print(SAMPLE_HEADER, file=out)
+    final = None
+    try:
+        while not reader.finished.is_set() and time.monotonic() < end:
+            # Short waits so a reader that gave up or reached the end is noticed promptly.
+            reader.buffer.wait(index, max(0.0, min(next_stats, end, time.monotonic() + 0.25) - time.monotonic()))
+            if samples:
+                index = _print_samples(reader, index, out)
+            elif time.monotonic() >= next_stats and not reader.finished.is_set():
+                print(reader.stats().line(), file=out, flush=True)
+                next_stats += 1.0
+        final = reader.stats()
+    except KeyboardInterrupt:
+        final = reader.stats()
+    except BrokenPipeError:  # the output went to `head` or similar, which has had enough
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    finally:
+        reader.stop()
+    if reader.error:
+        raise UserError(reader.error)
+    if samples:
+        _print_samples(reader, index, out)
+    print(final.line(), file=sys.stderr if samples else out, flush=True)
+    return 0
+
+
+def _print_samples(reader: Reader, index: int, out) -> int:
+    block = reader.buffer.since(index)
+    if block.start > index:
+        print(f"harduino: {block.start - index} samples were overwritten before they could be printed",
+              file=sys.stderr)
+    if len(block):
+        table = np.column_stack([block.seq, block.t_us, block.si])
+        np.savetxt(out, table, fmt=["%d", "%d"] + ["%.6f"] * 6, delimiter=",")
+        out.flush()
+    return block.end
+
+
+# ---------------------------------------------------------------- simulate
+
+def sim_url(args) -> str:
+    query = {"script": args.script} if args.script else {"activity": args.activity or "walking"}
+    query.update(subject=args.subject, seed=args.seed, rate=args.rate, baud=args.baud)
+    return "sim://?" + urlencode(query, safe=":,")
+
+
+def run_simulate(args) -> int:
+    url = sim_url(args)
+    board = PtyBoard(transport.open_port(url))
+    try:
+        path = board.plug()
+        if args.link is not None:
+            if args.link.is_symlink():
+                args.link.unlink()
+            try:
+                os.symlink(path, args.link)
+            except OSError as err:
+                raise UserError(f"cannot make the link {args.link}: {err.strerror}.") from None
+        print(args.link or path, flush=True)
+        print(f"harduino: serving {url} on {path}; Ctrl-C stops", file=sys.stderr, flush=True)
+        threading.Event().wait(args.duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        board.close()
+        if args.link is not None and args.link.is_symlink():
+            args.link.unlink()
+    return 0
