@@ -119,7 +119,7 @@ class LinkStats:
 
     def line(self) -> str:
         """One human line, the `harduino stream` status line."""
-        state = "connected" if self.connected else "DISCONNECTED"
+        state = "connected" if self.connected else "ended" if self.note == "end of stream" else "DISCONNECTED"
         drift = "n/a" if self.drift_ppm is None else f"{self.drift_ppm:+.0f} ppm"
         last = "n/a" if self.since_last_frame_s is None else f"{self.since_last_frame_s:.2f} s"
         text = (f"{self.port}: {state}, {self.rate_hz:.1f} Hz, {self.samples} samples, {self.lost} lost, "

@@ -22,6 +22,7 @@ import os
 import select
 import threading
 import time
+import tty
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -310,6 +311,7 @@ class SimBoard:
         self.settings = settings
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self.closed = False
         self._out = bytearray()
         self._line = bytearray()
         self._host0 = time.monotonic()
@@ -417,8 +419,6 @@ class SimBoard:
                 wait = min(wait, deadline - now)
             self._wake.wait(None if math.isinf(wait) else max(wait, 0.0))
 
-    closed = False
-
     def close(self) -> None:
         self.closed = True
         self._wake.set()
@@ -489,8 +489,6 @@ class PtyBoard:
 
     def plug(self) -> str:
         """Open a fresh pseudo-terminal; returns the path programs open."""
-        import tty
-
         master, slave = os.openpty()
         tty.setraw(slave)
         os.set_blocking(master, False)

@@ -1,6 +1,10 @@
-"""`sim://?activity=walking&subject=3&seed=1&rate=50&baud=115200&script=still:5,walking:10&speed=max`
+"""`sim://?activity=walking&subject=3&seed=1&rate=50&baud=115200&script=still:5,walking:10&speed=max&drift=0`
 
 A virtual board speaking protocol v1 (see `harduino.simboard.SimBoard`).
+activity or script (a schedule that repeats), subject, seed; rate in Hz
+(default 50); baud limits what fits on the wire; speed=1 paces frames by the
+board clock (the default), speed=max hands them out as fast as they are read;
+drift makes the board clock run fast (+ppm) or slow (-ppm) against the host's.
 """
 
 from __future__ import annotations
