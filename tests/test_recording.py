@@ -1,0 +1,223 @@
+"""Recordings: the format round-trips, bad files are one clear sentence, the recorder survives kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harduino import cli, dataset, protocol, simboard
+from harduino.errors import UserError
+from harduino.reader import Reader
+from harduino.recording import RecordingNote, load_recording, write_recording
+
+SCALE = protocol.BoardInfo().si_scale
+RECORD = [sys.executable, "-m", "harduino.cli", "record"]
+
+
+def raw_counts(si: np.ndarray) -> np.ndarray:
+    """SI values back to the board's raw counts: four decimals keep them exact."""
+    return np.rint(si / SCALE).astype(np.int64)
+
+
+def record(tmp_path, *args) -> tuple[int, str, str]:
+    proc = subprocess.run(RECORD + list(args), capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def only(folder: Path, pattern: str) -> Path:
+    found = sorted(folder.glob(pattern))
+    assert len(found) == 1, found
+    return found[0]
+
+
+# ---------------------------------------------------------------- the format
+
+def test_written_recording_loads_back(tmp_path):
+    raw = simboard.synth_activity("jumping", 250, 50, subject=4)
+    labels = np.array(["jumping"] * 200 + [""] * 50)
+    path = write_recording(tmp_path, "s4_jumping_x", np.arange(250) / 50, raw * SCALE, labels,
+                           {"subject": "s4", "rate_hz": 50})
+    rec = load_recording(path)
+    assert (rec.subject, rec.session, rec.rate_hz, len(rec)) == ("s4", "s4_jumping_x", 50.0, 250)
+    assert np.array_equal(raw_counts(rec.si), raw)
+    assert np.allclose(rec.t, np.arange(250) / 50)
+    assert list(rec.labels[198:202]) == ["jumping", "jumping", "", ""]
+    assert rec.seq is None and rec.notes == []
+
+
+def test_a_csv_written_by_hand_loads_like_a_recorded_one(tmp_path):
+    (tmp_path / "mine.csv").write_text(
+        "t,ax,ay,az,gx,gy,gz,label\n"
+        "0.00,0.1,0.2,9.81,0.01,0.02,0.03,still\n"
+        "0.02,0.1,0.2,9.80,0.01,0.02,0.03,still\n"
+        "0.04,1.5,0.2,9.60,0.5,0.02,0.03,\n")
+    (tmp_path / "mine.json").write_text(json.dumps({"subject": 7, "rate_hz": 50}))
+    rec = load_recording(tmp_path / "mine.csv")
+    assert rec.subject == "7" and rec.session == "mine" and rec.rate_hz == 50
+    assert rec.si.shape == (3, 6) and rec.si[2, 0] == 1.5 and rec.si[1, 2] == 9.80
+    assert list(rec.labels) == ["still", "still", ""]
+
+
+def test_half_written_last_line_is_skipped_with_a_note(tmp_path):
+    raw = simboard.synth_activity("walking", 40, 50)
+    path = write_recording(tmp_path, "cut", np.arange(40) / 50, raw * SCALE, "walking",
+                           {"subject": "s0", "rate_hz": 50})
+    with open(path, "a") as f:
+        f.write("0.8000,1.23")  # what a kill in the middle of a write leaves
+    with pytest.warns(RecordingNote, match="half-written last line 42"):
+        rec = load_recording(path)
+    assert len(rec) == 40 and np.array_equal(raw_counts(rec.si), raw)
+    assert rec.notes and "cut.csv" in rec.notes[0]
+
+
+@pytest.mark.parametrize("content, sidecar, message", [
+    ("t,ax,ay,az,gx,gy,gz,label\n0,1,2,3,4,5,6,a\n0.02,1,2,x,4,5,6,a\n0.04,1,2,3,4,5,6,a\n", {"subject": 1, "rate_hz": 50},
+     r"bad\.csv line 3: 'x' in column az is not a number"),
+    ("t,ax,ay,az,gx,gy,gz,label\n0,1,2,3,4,5,6,a\n0.02,1,2,3,4,a\n", {"subject": 1, "rate_hz": 50},
+     r"bad\.csv line 3 has 6 fields, the header has 8"),
+    ("time,x,y,z\n0,1,2,3\n", {"subject": 1, "rate_hz": 50}, r"bad\.csv line 1 is not a recording header"),
+    ("t,ax,ay,az,gx,gy,gz,label\n0,1,2,3,4,5,nan,a\n", {"subject": 1, "rate_hz": 50}, r"line 2 .*not a finite"),
+    ("t,ax,ay,az,gx,gy,gz,label\n", {"subject": 1}, r"bad\.json lacks 'rate_hz'"),
+    ("t,ax,ay,az,gx,gy,gz,label\n", {"subject": 1, "rate_hz": -5}, r"rate_hz -5"),
+    ("t,ax,ay,az,gx,gy,gz,label\n", None, r"bad\.csv has no sidecar bad\.json"),
+    ("", {"subject": 1, "rate_hz": 50}, r"bad\.csv is empty"),
+])
+def test_malformed_recordings_are_one_clear_sentence_naming_file_and_line(tmp_path, content, sidecar, message):
+    (tmp_path / "bad.csv").write_text(content)
+    if sidecar is not None:
+        (tmp_path / "bad.json").write_text(json.dumps(sidecar))
+    with pytest.raises(UserError, match=message):
+        load_recording(tmp_path / "bad.csv")
+
+
+def test_not_a_recording(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"\0" * 10)
+    with pytest.raises(UserError, match="not a recording"):
+        load_recording(tmp_path / "model.bin")
+    with pytest.raises(UserError, match="no such recording"):
+        load_recording(tmp_path / "missing.csv")
+
+
+# ---------------------------------------------------------------- the recorder
+
+def test_recorder_killed_with_sigkill_leaves_every_sample_it_reported(tmp_path):
+    url = "sim://?activity=running&subject=3&seed=5&rate=200"
+    proc = subprocess.Popen(RECORD + [url, "--subject", "s3", "--label", "running", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        saved = []
+        while len(saved) < 3:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            if line.startswith("saved "):
+                saved.append(int(line.split()[1]))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    n = saved[-1]
+    assert saved == sorted(saved) and n > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecordingNote)  # the kill may have cut the last line
+        rec = load_recording(only(tmp_path, "s3_running_*.csv"))
+    assert len(rec) >= n
+    # the first N rows are the samples the board sent, from the first one the recorder got
+    first = int(rec.seq[0])
+    sent = simboard.synth_activity("running", n, 200, subject=3, seed=5, t0=first / 200)
+    assert np.array_equal(raw_counts(rec.si[:n]), sent)
+    assert np.array_equal(rec.seq[:n], first + np.arange(n))
+    assert np.allclose(rec.t[:n], np.arange(n) / 200)
+    assert set(rec.labels) == {"running"}
+    meta = json.loads(only(tmp_path, "*.json").read_text())
+    assert meta["subject"] == "s3" and meta["rate_hz"] == 200 and meta["board"]["sensor"] == "MPU-6050"
+
+
+def test_recorded_session_replays_to_the_same_samples(tmp_path):
+    url = "sim://?script=still:2,waving:3&subject=1&seed=2&speed=max"
+    code, out, err = record(tmp_path, url, "--subject", "s1", "--label", "mixed", "--out", "a", "--duration", "5")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "saved 250"
+    rec = load_recording(only(tmp_path / "a", "*.csv"))
+    raw, _ = simboard.synth_script([("still", 2), ("waving", 3)], 50, subject=1, seed=2)
+    assert np.array_equal(raw_counts(rec.si), raw)
+    meta = json.loads(only(tmp_path / "a", "*.json").read_text())
+    assert meta["samples"] == 250 and meta["label"] == "mixed" and "link" in meta
+    log = only(tmp_path / "a", "*.bin")
+    # the raw log holds exactly the session: it decodes to the same samples, starting with an info frame
+    chunk = protocol.Decoder().feed(log.read_bytes())
+    assert chunk.infos and chunk.infos[0][0] == 0
+    assert np.array_equal(chunk.raw, raw) and np.array_equal(chunk.seq, rec.seq)
+
+    code, out, err = record(tmp_path, f"replay://{log}?speed=max", "--subject", "s1", "--label", "mixed",
+                            "--out", "b")
+    assert code == 0, err
+    again = load_recording(only(tmp_path / "b", "*.csv"))
+    assert np.array_equal(again.si, rec.si) and np.array_equal(again.t_us, rec.t_us)
+    assert np.array_equal(again.t, rec.t) and list(again.labels) == list(rec.labels)
+    assert only(tmp_path / "b", "*.bin").read_bytes() == log.read_bytes()
+
+
+def test_live_windows_equal_training_windows_on_a_replayed_log(tmp_path):
+    code, _, err = record(tmp_path, "sim://?script=walking:3,jumping:3&subject=2&speed=max", "--subject", "s2",
+                          "--label", "x", "--out", ".", "--duration", "6")
+    assert code == 0, err
+    rec = load_recording(only(tmp_path, "*.csv"))
+    reader = Reader(f"replay://{only(tmp_path, '*.bin')}?speed=max")
+    reader.start()
+    assert reader.finished.wait(30)
+    reader.stop()
+    live = reader.buffer.since(0)
+    assert len(live) == len(rec) == 300
+    for channel_set in dataset.CHANNEL_SETS:
+        training = dataset.window_dataset([rec], channel_set, 32, 16).X
+        assert len(training) == (300 - 32) // 16 + 1
+        for i in range(len(training)):  # the live path sees the buffer as it stood when window i was complete
+            window = dataset.latest_window(live.si[: i * 16 + 32], channel_set)[0]
+            assert np.allclose(window, training[i], atol=1e-4)  # the CSV keeps 4 decimals
+        assert np.array_equal(raw_counts(live.si), raw_counts(rec.si))
+
+
+def test_record_bad_input_is_one_clear_sentence(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        (["sim://?activity=walking", "--subject", "a", "--out", "afile"], "it is a file, not a folder"),
+        (["/dev/ttyNOPE9", "--subject", "a", "--duration", "1"], "no serial port /dev/ttyNOPE9"),
+        (["sim://?activity=flying", "--subject", "a"], "unknown activity 'flying'"),
+        (["sim://", "--subject", "a", "--labels", "a,b", "--label", "c"], "unknown label 'c'"),
+        (["sim://", "--subject", "a", "--label", "a,b"], "cannot be stored"),
+        (["replay://nothing.bin", "--subject", "a"], "no such raw log file"),
+    ]
+    for args, message in cases:
+        code, out, err = record(tmp_path, *args)
+        assert code == 2 and err.startswith("harduino: error: ") and message in err, (args, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("recordings/*")) and not list(tmp_path.glob("*.bin"))
+
+
+def test_disk_full_keeps_what_was_saved(tmp_path):
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))  # files may not grow past 40 kB
+
+    proc = subprocess.run(RECORD + ["sim://?activity=waving&rate=400", "--subject", "s1", "--label", "waving",
+                                    "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, preexec_fn=small_disk)
+    assert proc.returncode == 2, proc.stderr
+    assert "the file grew past the size limit" in proc.stderr and "stay loadable" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    saved = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("saved ")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecordingNote)
+        rec = load_recording(only(tmp_path, "*.csv"))
+    assert saved and len(rec) >= saved[-1] > 0
+    assert np.array_equal(raw_counts(rec.si), simboard.synth_activity("waving", len(rec), 400, t0=rec.seq[0] / 400))
