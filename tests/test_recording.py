@@ -60,12 +60,13 @@ def test_a_csv_written_by_hand_loads_like_a_recorded_one(tmp_path):
         "t,ax,ay,az,gx,gy,gz,label\n"
         "0.00,0.1,0.2,9.81,0.01,0.02,0.03,still\n"
         "0.02,0.1,0.2,9.80,0.01,0.02,0.03,still\n"
-        "0.04,1.5,0.2,9.60,0.5,0.02,0.03,\n")
+        "0.04,1.5,0.2,9.60,0.5,0.02,0.03,\n"
+        '0.06,1.5,0.2,9.60,0.5,0.02,0.03,"still, mostly"\n')
     (tmp_path / "mine.json").write_text(json.dumps({"subject": 7, "rate_hz": 50}))
     rec = load_recording(tmp_path / "mine.csv")
     assert rec.subject == "7" and rec.session == "mine" and rec.rate_hz == 50
-    assert rec.si.shape == (3, 6) and rec.si[2, 0] == 1.5 and rec.si[1, 2] == 9.80
-    assert list(rec.labels) == ["still", "still", ""]
+    assert rec.si.shape == (4, 6) and rec.si[2, 0] == 1.5 and rec.si[1, 2] == 9.80
+    assert list(rec.labels) == ["still", "still", "", "still, mostly"]
 
 
 def test_half_written_last_line_is_skipped_with_a_note(tmp_path):
@@ -221,3 +222,52 @@ def test_disk_full_keeps_what_was_saved(tmp_path):
         rec = load_recording(only(tmp_path, "*.csv"))
     assert saved and len(rec) >= saved[-1] > 0
     assert np.array_equal(raw_counts(rec.si), simboard.synth_activity("waving", len(rec), 400, t0=rec.seq[0] / 400))
+
+
+def test_number_keys_switch_the_label_while_recording(tmp_path):
+    """In a terminal, 1-9 pick a label from --labels, 0 clears it, q stops; a progress line shows on stderr."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(RECORD + ["sim://?activity=walking&rate=100", "--subject", "kim", "--labels",
+                                      "still,walking", "--out", str(tmp_path)],
+                            stdin=slave, stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    seen = b""
+
+    def wait_saved(count: int) -> int:
+        nonlocal seen
+        n = 0
+        for _ in range(count):
+            line = proc.stdout.readline()
+            assert line.startswith("saved "), line
+            n = int(line.split()[1])
+        while True:  # drain the terminal so the progress line never blocks the recorder
+            import select
+
+            ready, _, _ = select.select([master], [], [], 0)
+            if not ready:
+                return n
+            seen += os.read(master, 4096)
+
+    try:
+        wait_saved(1)
+        os.write(master, b"2")
+        before_still = wait_saved(2)
+        os.write(master, b"1")
+        wait_saved(2)
+        os.write(master, b"0")
+        wait_saved(2)
+        os.write(master, b"q")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"keys: 1 still, 2 walking, 0 no label, q stop" in seen
+    assert b"samples" in seen and b"label: walking" in seen and b"drops: 0" in seen
+    rec = load_recording(only(tmp_path, "kim_session_*.csv"))
+    runs = [str(rec.labels[0])] + [str(x) for i, x in enumerate(rec.labels[1:], 1) if x != rec.labels[i - 1]]
+    assert runs == ["", "walking", "still", ""]
+    assert (rec.labels[:before_still] != "still").all()
+    assert json.loads(only(tmp_path, "*.json").read_text())["labels"] == ["still", "walking"]

@@ -102,13 +102,7 @@ def load_recording(path: str | Path) -> Recording:
         raise UserError(f"{path} line 1 is not a recording header: it lacks column "
                         f"{missing[0]!r} (expected {','.join(REQUIRED)},...).")
 
-    rows = list(csv.reader(lines[1:]))
-    width = np.array([len(r) for r in rows], dtype=np.int64)
-    bad = np.flatnonzero(width != len(header))
-    if bad.size:
-        i = int(bad[0])
-        raise UserError(f"{path} line {i + 2} has {width[i]} fields, the header has {len(header)}.")
-    table = np.array(rows, dtype=str).reshape(len(rows), len(header))
+    table = _cells(lines[1:], len(header), path)
     col = {name: i for i, name in enumerate(header)}
 
     def numbers(names, dtype):
@@ -133,13 +127,29 @@ def load_recording(path: str | Path) -> Recording:
     has_board = "seq" in col and "t_us" in col
     seq = numbers(["seq"], np.int64)[:, 0] if has_board else None
     t_us = numbers(["t_us"], np.int64)[:, 0] if has_board else None
-    labels = np.char.strip(table[:, col["label"]]) if rows else np.zeros(0, dtype=str)
+    labels = np.char.strip(table[:, col["label"]])
 
     for note in notes:
         warnings.warn(note, RecordingNote, stacklevel=2)
     return Recording(path=path, subject=str(meta["subject"]), session=str(meta.get("session") or path.stem),
                      rate_hz=float(meta["rate_hz"]), t=t, si=si, labels=labels.astype(str), meta=meta,
                      seq=seq, t_us=t_us, notes=notes)
+
+
+def _cells(lines: list[str], width: int, path: Path) -> np.ndarray:
+    """The CSV body as an (n, width) array of strings; UserError naming a line with the wrong field count."""
+    if any('"' in line for line in lines):
+        rows = list(csv.reader(lines))  # quoted fields: the csv module's rules
+        fields = np.array([len(r) for r in rows], dtype=np.int64)
+    else:
+        rows = None  # the usual file: split in bulk, one str.split for the whole body
+        fields = np.char.count(np.array(lines, dtype=str), ",") + 1 if lines else np.zeros(0, dtype=np.int64)
+    bad = np.flatnonzero(fields != width)
+    if bad.size:
+        i = int(bad[0])
+        raise UserError(f"{path} line {i + 2} has {fields[i]} fields, the header has {width}.")
+    cells = ",".join(lines).split(",") if rows is None else [c for r in rows for c in r]
+    return np.array(cells, dtype=str).reshape(len(lines), width)
 
 
 def _load_sidecar(path: Path) -> dict:
