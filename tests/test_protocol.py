@@ -101,6 +101,11 @@ def test_info_and_error_frames_round_trip_in_place():
     np.testing.assert_allclose(got.si_scale[3:], np.pi / 180 / np.float32(32.8))
 
 
+def test_a_lone_error_frame_is_decoded_at_once():
+    chunk = Decoder().feed(protocol.encode_error(protocol.ERROR_BAD_COMMAND, "bad command"))
+    assert chunk.errors == [(0, protocol.ERROR_BAD_COMMAND, "bad command")]
+
+
 def test_a_stream_cut_at_every_byte_offset_decodes_identically():
     data = protocol.encode_info(BoardInfo()) + clean_stream(30)[0]
     _, ref_seq, ref_t, ref_raw = decode_all(data)

@@ -304,7 +304,7 @@ class Decoder:
         n = a.size
         if n < 2:  # nothing to decide yet
             return _NONE, _NONE, _NONE, 0 if n == 0 or a[0] == 0xA5 else 1
-        if n < SAMPLE_FRAME_LEN and a[0] == 0xA5 and a[1] == 0x5A and (n == 2 or _LEN_BY_TYPE[a[2]] > 0):
+        if n < SAMPLE_FRAME_LEN and a[0] == 0xA5 and a[1] == 0x5A and (n == 2 or n < _LEN_BY_TYPE[a[2]]):
             return _NONE, _NONE, _NONE, 0  # the usual tail: the start of the next frame
         starts = np.flatnonzero((a[:-1] == 0xA5) & (a[1:] == 0x5A))
         types = a[np.minimum(starts + 2, n - 1)]
@@ -392,8 +392,12 @@ class Decoder:
         if self._last_seq16 is None:  # the very first sample starts the count
             self._last_seq16, self._last_t32 = int(seq16[0]) - 1, int(t32[0]) - 1
             self._seq64, self._t64 = self._last_seq16, self._last_t32
-        d_seq = np.diff(seq16, prepend=self._last_seq16) & 0xFFFF
-        d_t = np.diff(t32, prepend=self._last_t32) & 0xFFFFFFFF
+        d_seq, d_t = np.empty(n, np.int64), np.empty(n, np.int64)
+        d_seq[0], d_t[0] = seq16[0] - self._last_seq16, t32[0] - self._last_t32
+        np.subtract(seq16[1:], seq16[:-1], out=d_seq[1:])
+        np.subtract(t32[1:], t32[:-1], out=d_t[1:])
+        d_seq &= 0xFFFF
+        d_t &= 0xFFFFFFFF
         # 0 < d < half, as one unsigned comparison each
         forward = ((d_seq - 1).view(np.uint64) < _HALF_SEQ - 1) & ((d_t - 1).view(np.uint64) < _HALF_TIME - 1)
         if forward.all():  # the usual block: every frame steps forward
