@@ -271,3 +271,39 @@ def test_number_keys_switch_the_label_while_recording(tmp_path):
     assert runs == ["", "walking", "still", ""]
     assert (rec.labels[:before_still] != "still").all()
     assert json.loads(only(tmp_path, "*.json").read_text())["labels"] == ["still", "walking"]
+
+
+def test_board_unplugged_mid_session_then_recorder_stopped_keeps_everything(tmp_path):
+    """A real pseudo-terminal board that goes away: the recorder waits for it, SIGTERM ends the session cleanly."""
+    from harduino import transport
+    from harduino.simboard import PtyBoard
+
+    board = PtyBoard(transport.open_port("sim://?activity=jumping&subject=4&seed=3&rate=100"))
+    path = board.plug()
+    proc = subprocess.Popen(RECORD + [path, "--subject", "s4", "--label", "jumping", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        saved = []
+        while len(saved) < 3:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            saved.append(int(line.split()[1]))
+        board.unplug()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        board.close()
+    assert proc.returncode == 0, err
+    final = int(out.split()[-1]) if out.strip() else saved[-1]
+    rec = load_recording(only(tmp_path, "s4_jumping_*.csv"))  # no note: the session ended cleanly
+    assert rec.notes == [] and len(rec) == final >= saved[-1]
+    first = int(rec.seq[0])
+    sent = simboard.synth_activity("jumping", len(rec), 100, subject=4, seed=3, t0=first / 100)
+    assert np.array_equal(raw_counts(rec.si), sent)
+    meta = json.loads(only(tmp_path, "*.json").read_text())
+    assert meta["samples"] == len(rec) and meta["link"]["samples"] >= len(rec)
+    chunk = protocol.Decoder().feed(only(tmp_path, "*.bin").read_bytes())
+    assert np.array_equal(chunk.raw, sent)  # the raw log replays to the same session
