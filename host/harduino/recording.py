@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import UserError
 from .protocol import SAMPLE_DTYPE, SAMPLE_FRAME_LEN
+from .urlhandlers.protocol_replay import release_offsets
 
 FORMAT_VERSION = 1
 COLUMNS = ("t", "ax", "ay", "az", "gx", "gy", "gz", "label", "seq", "t_us")
@@ -363,8 +364,6 @@ def trim_raw_log(path: str | Path, last_seq: int, last_t_us: int) -> bool:
     time, the last frame that matches; a log where it cannot be found is kept
     whole. Returns whether the log was cut.
     """
-    from .urlhandlers.protocol_replay import release_offsets
-
     path = Path(path)
     data = path.read_bytes()
     ends, _ = release_offsets(data)

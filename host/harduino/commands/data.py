@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import select
 import signal
@@ -64,11 +65,13 @@ def run_record(args) -> int:
     if args.duration is not None and not args.duration > 0:
         raise UserError("--duration must be a positive number of seconds.")
     folder = prepare_folder(args.out)
-    stem = free_stem(folder, recording_stem(args.subject, label or "session", time_now()))
+    stem = free_stem(folder, recording_stem(args.subject, label or "session", datetime.datetime.now().astimezone()))
     raw_log = folder / f"{stem}.bin"
 
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # `kill` ends a session like Ctrl-C
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:  # `kill` ends a session like Ctrl-C does: saved and closed
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     reader = Reader(args.port, capacity=BUFFER_SAMPLES, raw_log=raw_log)
     recorder, failure = None, None
     reader.start()
@@ -84,7 +87,8 @@ def run_record(args) -> int:
         failure = err
     finally:
         reader.stop()
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if recorder is None:
         with contextlib.suppress(OSError):
             raw_log.unlink()  # nothing was recorded
@@ -108,18 +112,12 @@ def run_record(args) -> int:
     return 0
 
 
-def time_now():
-    import datetime
-
-    return datetime.datetime.now().astimezone()
-
-
 def wait_for_info(reader: Reader, port: str):
     """The board's info frame: the reader records nothing until it has one."""
     deadline = time.monotonic() + INFO_TIMEOUT_S
     while reader.info is None:
         if reader.error:
-            raise UserError(reader.error.rstrip("."))
+            raise UserError(reader.error)
         if reader.finished.is_set():
             raise UserError(f"{port} ended before the board said who it is (no info frame).")
         if time.monotonic() > deadline:
