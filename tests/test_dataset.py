@@ -305,3 +305,15 @@ def test_basicmotions_converter_bad_sources(tmp_path):
     (tmp_path / "BasicMotions_TEST.ts").write_text("@data\n1,2:3,4:Walking\n")
     with pytest.raises(UserError, match="BasicMotions_TRAIN.ts line 2 has 2 dimensions"):
         import_basicmotions(tmp_path, tmp_path / "out")
+
+
+def test_make_data_regenerates_the_shipped_sim_samples(tmp_path):
+    from harduino import sampledata
+
+    assert sampledata.main([str(tmp_path)]) == 0
+    made = {(r.subject, str(r.labels[0])): r for r in dataset.load_recordings(tmp_path)}
+    shipped = {(r.subject, str(r.labels[0])): r for r in dataset.load_recordings(DATA / "sim")}
+    assert made.keys() == shipped.keys()
+    for key, rec in shipped.items():
+        assert np.array_equal(made[key].si, rec.si) and np.array_equal(made[key].t_us, rec.t_us), key
+        assert made[key].path.with_suffix(".bin").read_bytes() == rec.path.with_suffix(".bin").read_bytes()
