@@ -185,22 +185,17 @@ def window_dataset(recordings: Sequence[Recording], channel_set: str = "all", si
                    step: int = STEP, label_policy: str = "pure") -> WindowSet:
     """Labelled windows of every recording; windows without a label under the policy are dropped."""
     rate = check_one_rate(recordings)
-    channel_names(channel_set)
     parts = []
     for rec in recordings:
-        for a, b in segments(rec.t, rec.rate_hz):
+        for a, b in segments(rec.t, rec.rate_hz):  # never across a session boundary or a gap
             X = windows(select_channels(rec.si[a:b], channel_set), size, step)
             y = window_labels(rec.labels[a:b], size, step, label_policy)
-            t0 = rec.t[a:b][::step][: len(y)] if len(y) else np.zeros(0)
             keep = y != ""
             parts.append((X[keep], y[keep], np.full(keep.sum(), rec.subject), np.full(keep.sum(), rec.session),
-                          t0[keep]))
-    c = len(CHANNEL_SETS[channel_set])
-    X, y, subjects, sessions, t0 = (
-        [np.concatenate(col) for col in zip(*parts)] if parts else
-        [np.zeros((0, c, size), np.float32)] + [np.zeros(0, str)] * 3 + [np.zeros(0)])
-    return WindowSet(X.astype(np.float32, copy=False), y.astype(str), subjects.astype(str), sessions.astype(str),
-                     t0.astype(np.float64), rate, channel_set, size, step)
+                          rec.t[a:b][::step][: len(y)][keep]))
+    X, y, subjects, sessions, t0 = (np.concatenate(column) for column in zip(*parts))
+    return WindowSet(X, y.astype(str), subjects.astype(str), sessions.astype(str), t0.astype(np.float64),
+                     rate, channel_set, size, step)
 
 
 # ---------------------------------------------------------------- splits
