@@ -7,7 +7,8 @@
 `RecordingWriter` appends blocks of samples and makes them durable on
 `sync()`; a process killed between syncs leaves at most one half-written last
 line, which `load_recording` skips with a note. `load_recording` reads a file
-any tool wrote in this format.
+any tool wrote in this format. `SessionRecorder` records what a running
+`Reader` receives (the `harduino record` command and the dashboard drive it).
 """
 
 from __future__ import annotations
