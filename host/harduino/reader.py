@@ -209,11 +209,16 @@ class Reader(threading.Thread):
                     self._lose_port(err)
                     if not self._reopen(again):
                         break
+        except UserError as err:  # the raw log could not be written: stop rather than lose bytes silently
+            self.error = str(err)
         finally:
             self._connected = False
             self._close_port()
             if self._log_file is not None:
-                self._log_file.close()
+                try:
+                    self._log_file.close()
+                except OSError as err:
+                    self.error = self.error or f"cannot write the raw log {self.raw_log}: {err.strerror or err}."
             self.finished.set()
 
     def _read_connection(self) -> None:
@@ -290,6 +295,13 @@ class Reader(threading.Thread):
         """Raw log: every byte from this connection's first info frame on."""
         if self._log_file is None:
             return
+        try:
+            self._write_log(data, chunk)
+        except OSError as err:
+            raise UserError(f"cannot write the raw log {self.raw_log}: {err.strerror or err}; "
+                            "free some space or choose another folder.") from None
+
+    def _write_log(self, data: bytes, chunk: protocol.DecodedChunk) -> None:
         if self._logging:
             self._log_file.write(data)
         else:
