@@ -1,0 +1,206 @@
+"""End to end: the real firmware, built with avr-gcc, running in simavr with a simulated MPU-6050.
+
+The host reads it through an ordinary serial device (a pseudo-terminal) with the
+protocol decoder and with the Reader, exactly as it reads a real Arduino. The
+simulated sensor serves known rows, so every decoded value can be checked.
+Needs the Debian packages gcc-avr avr-libc arduino-core-avr libsimavr-dev: the
+tests skip without them, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harduino import firmware, protocol, simboard
+from harduino.errors import UserError
+from harduino.reader import Reader
+from harduino.transport import open_port
+
+ROOT = Path(__file__).resolve().parents[1]
+HANG_GUARD_S = 60.0  # a broken firmware must fail the test, not hang it; no speed is asserted
+EXPECTED_SCALE = np.array([protocol.GRAVITY / 16384] * 3 + [np.radians(1) / 131] * 3)  # ±2 g, ±250 °/s
+
+
+@pytest.fixture(scope="module")
+def elf() -> Path:
+    missing = firmware.missing_packages()
+    if missing:
+        message = f"the firmware tests need the Debian packages {' '.join(missing)} (apt-get install them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return firmware.build_firmware()
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    """Walking, as the sim:// generator makes it, led by extremes that catch byte-order and sign slips."""
+    walking = simboard.synth_activity("walking", 400, 50, subject=1, seed=3)
+    extremes = np.array([[-32768, 32767, -1, 1, 256, -256], [0x1234, -0x1234, 0x00FF, -0x0100, 0x7F00, -2]],
+                        dtype=np.int16)
+    return np.vstack([extremes, walking])
+
+
+class Capture:
+    """Everything decoded from a port so far, in arrival order."""
+
+    def __init__(self, port) -> None:
+        self.port = port
+        self.decoder = protocol.Decoder()
+        self.blocks: list[protocol.DecodedChunk] = []
+        self.infos: list[tuple[int, protocol.BoardInfo]] = []  # (samples before it, info)
+        self.errors: list[tuple[int, int, str]] = []
+        self.n = 0
+
+    def read_until(self, done, what: str) -> None:
+        deadline = time.monotonic() + HANG_GUARD_S
+        while not done(self):
+            assert time.monotonic() < deadline, f"no {what} from the firmware; stats {self.decoder.stats}"
+            self.read_once()
+
+    def read_once(self) -> None:
+        chunk = self.decoder.feed(self.port.read(4096))
+        self.infos += [(self.n + i, info) for i, info in chunk.infos]
+        self.errors += [(self.n + i, code, text) for i, code, text in chunk.errors]
+        self.blocks.append(chunk)
+        self.n += len(chunk)
+
+    def samples(self):
+        seq = np.concatenate([c.seq for c in self.blocks])
+        t_us = np.concatenate([c.t_us for c in self.blocks])
+        raw = np.concatenate([c.raw for c in self.blocks])
+        return seq, t_us, raw
+
+
+def spacing_ok(t_us: np.ndarray, rate_hz: float) -> bool:
+    """Every step of board time is one sample period, within 1 %."""
+    period = 1e6 / rate_hz
+    return bool(np.all(np.abs(np.diff(t_us) - period) <= 0.01 * period))
+
+
+def harness_report(log: str) -> dict[str, int]:
+    line = next(line for line in log.splitlines() if line.startswith("harduino_sim:"))
+    report = {k: int(v, 16) for k, v in re.findall(r"(\w+)=0x([0-9a-f]+)", line)}
+    report["burst_reads"] = int(re.search(r"(\d+) burst reads", line)[1])
+    return report
+
+
+def test_firmware_streams_the_sensor_and_obeys_rate_stop_start(elf, rows):
+    with firmware.FirmwareBoard(rows, realtime=False, elf=elf) as board:
+        with open_port(board.port) as port:
+            board.start()
+            cap = Capture(port)
+
+            # Power-up: an info frame first, then samples at 50 Hz.
+            cap.read_until(lambda c: c.n >= 150, "samples at power-up")
+            assert cap.infos[0][0] == 0
+            info = cap.infos[0][1]
+            assert (info.sensor, info.accel_range_g, info.gyro_range_dps, info.rate_hz) == ("MPU-6050", 2, 250, 50)
+            np.testing.assert_allclose(info.si_scale, EXPECTED_SCALE)
+
+            # rate 100 answers with an info frame; the samples after it are 10 ms apart.
+            port.write(protocol.command("rate", 100))
+            cap.read_until(lambda c: len(c.infos) >= 2 and c.n >= c.infos[1][0] + 150, "samples at 100 Hz")
+            at_100, info_100 = cap.infos[1]
+            assert info_100.rate_hz == 100
+
+            # Bad commands get error frames and change nothing.
+            port.write(b"rate 5000\nrate fast\njump\n")
+            cap.read_until(lambda c: len(c.errors) >= 3, "error frames for bad commands")
+            assert [code for _, code, _ in cap.errors] == [protocol.ERROR_BAD_RATE, protocol.ERROR_BAD_RATE,
+                                                          protocol.ERROR_BAD_COMMAND]
+
+            # stop: nothing after the info frame that answers the `info` sent behind it.
+            port.write(protocol.command("stop") + protocol.command("info"))
+            cap.read_until(lambda c: len(c.infos) >= 3, "the info frame after stop")
+            stopped_at = cap.infos[2][0]
+            pause_end = time.monotonic() + 0.5  # several simulated seconds at free-running speed
+            while time.monotonic() < pause_end:
+                cap.read_once()
+            assert cap.n == stopped_at, "samples kept coming after stop"
+
+            # start: samples come again, the sequence carrying on where it stopped.
+            port.write(protocol.command("start"))
+            cap.read_until(lambda c: c.n >= stopped_at + 100, "samples after start")
+            seq, t_us, raw = cap.samples()
+        report = harness_report(board.stop())
+
+    assert seq[0] == 0  # the board booted after the port was open: nothing was lost
+    assert np.all(np.diff(seq) == 1), "sequence numbers are not continuous"
+    # The k-th sample is the k-th burst read of the sensor: exactly the row it served.
+    np.testing.assert_array_equal(raw, rows[np.arange(len(raw)) % len(rows)])
+    assert spacing_ok(t_us[:at_100], 50)
+    assert spacing_ok(t_us[at_100:stopped_at], 100)
+    assert spacing_ok(t_us[stopped_at:], 100)
+    assert t_us[stopped_at] - t_us[stopped_at - 1] > 200_000  # the pause shows in board time
+    # The firmware woke the sensor and set the ranges its info frame reports, with the low-pass filter on.
+    assert report["PWR_MGMT_1"] == 0x01
+    assert report["ACCEL_CONFIG"] == 0x00 and report["GYRO_CONFIG"] == 0x00  # ±2 g, ±250 °/s
+    assert report["CONFIG"] & 0x07 != 0
+    assert len(seq) <= report["burst_reads"] <= len(seq) + 2  # at most the frames still on the wire
+
+
+def test_reader_reads_the_firmware_like_a_board(elf, rows):
+    with firmware.FirmwareBoard(rows, realtime=False, elf=elf) as board:
+        reader = Reader(board.port)
+        reader.start()
+        try:
+            deadline = time.monotonic() + HANG_GUARD_S
+            while not reader.stats().connected:  # the reader opens the port in its own thread
+                assert time.monotonic() < deadline and reader.error is None, reader.error
+                time.sleep(0.01)
+            board.start()
+            assert reader.buffer.wait(299, HANG_GUARD_S), f"no samples: {reader.stats().line()}"
+            block = reader.buffer.since(0)
+            stats = reader.stats()
+        finally:
+            reader.stop()
+
+    np.testing.assert_allclose(reader.info.si_scale, EXPECTED_SCALE)
+    assert block.seq[0] == 0 and np.all(np.diff(block.seq) == 1)
+    np.testing.assert_allclose(block.si, rows[block.seq % len(rows)] * EXPECTED_SCALE)
+    assert spacing_ok(block.t_us, 50)
+    assert (stats.lost, stats.crc_errors, stats.resets) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("who_am_i", [None, 0x70], ids=["no sensor", "wrong WHO_AM_I"])
+def test_missing_sensor_is_reported_not_streamed(elf, rows, who_am_i):
+    with firmware.FirmwareBoard(rows, realtime=False, who_am_i=who_am_i, elf=elf) as board:
+        with open_port(board.port) as port:
+            board.start()
+            cap = Capture(port)
+            cap.read_until(lambda c: len(c.errors) >= 1, "error frame at power-up")
+            port.write(protocol.command("info"))
+            cap.read_until(lambda c: len(c.errors) >= 3, "error frames")  # the answer, and a retry a second later
+    assert {code for _, code, _ in cap.errors} == {protocol.ERROR_SENSOR_MISSING}
+    assert cap.n == 0 and cap.infos == []
+
+
+def test_build_names_the_packages_to_install_when_the_toolchain_is_missing(tmp_path, monkeypatch):
+    make = subprocess.run(["sh", "-c", "command -v make"], capture_output=True, text=True).stdout.strip()
+    if not make:
+        pytest.skip("make itself is missing")
+    (tmp_path / "make").symlink_to(make)
+    monkeypatch.setenv("PATH", str(tmp_path))  # make is there, avr-gcc and cc are not
+    with pytest.raises(UserError, match=r"gcc-avr.*apt-get install"):
+        firmware.build_firmware()
+
+
+def test_benchmark_prints_its_figures(elf):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "firmware.py"), "--quick"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    flash, ram = firmware.firmware_size(elf)
+    assert f"flash {flash} bytes" in out and f"RAM {ram} bytes" in out
+    assert re.search(r"highest rate without gaps at 115200 baud: \d+ Hz", out)
+    assert re.search(r"simulated seconds per wall second, free-running: \d+\.\d+", out)
+    assert re.search(r"simulated seconds per wall second, real-time mode: \d+\.\d+", out)
