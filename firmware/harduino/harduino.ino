@@ -53,15 +53,20 @@ static void reportSensorMissing() {
   sendError(Serial, ERROR_SENSOR_MISSING, "no MPU-6050");
 }
 
-static void trySensor() {
-  lastSensorTry = millis();
-  sensorReady = imuBegin();
+// The info frame, or while the sensor is missing the error frame that says so.
+static void reportState() {
   if (sensorReady) {
     sendInfo(Serial, IMU_INFO, rateHz);
-    startSchedule();
   } else {
     reportSensorMissing();
   }
+}
+
+static void trySensor() {
+  lastSensorTry = millis();
+  sensorReady = imuBegin();
+  if (sensorReady) startSchedule();
+  reportState();
 }
 
 static void setLed(bool on) {
@@ -104,11 +109,7 @@ static void runCommand(char *text) {
     streaming = false;
     setLed(false);
   } else if (strcmp(text, "info") == 0) {
-    if (sensorReady) {
-      sendInfo(Serial, IMU_INFO, rateHz);
-    } else {
-      reportSensorMissing();
-    }
+    reportState();
   } else if (strcmp(text, "rate") == 0) {
     char *end = NULL;
     const long hz = arg != NULL ? strtol(arg, &end, 10) : 0;
@@ -118,7 +119,7 @@ static void runCommand(char *text) {
     }
     rateHz = (uint16_t)hz;
     startSchedule();
-    sendInfo(Serial, IMU_INFO, rateHz);
+    reportState();
   } else {
     sendError(Serial, ERROR_BAD_COMMAND, "unknown command");
   }
