@@ -103,7 +103,7 @@ def main() -> None:
           f"RAM {ram} bytes of 2048 ({100 * ram / 2048:.1f} %) before the stack")
 
     if args.quick:
-        rates, board_seconds, wall_seconds = [100, 200, 400, 480, 1000], 0.5, 1.0
+        rates, board_seconds, wall_seconds = [200, 400, 460, 480], 0.5, 1.0
     else:
         rates, board_seconds, wall_seconds = [50, 100, 200, 300, 400, *range(420, 521, 10), 600, 1000], 3.0, 5.0
     results = sweep(rates, board_seconds)
