@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 
-from .. import transport
+from .. import firmware, transport
 from ..errors import UserError
 from ..reader import Reader
 from ..simboard import ACTIVITIES, PtyBoard
@@ -57,6 +57,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--baud", type=int, default=115200, help="link speed; frames that do not fit are skipped")
     p.add_argument("--link", type=Path, help="also make this symlink to the terminal, a stable name to open")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--firmware", action="store_true",
+                   help="run the real compiled firmware in the AVR simulator (simavr) with a simulated "
+                        "MPU-6050, instead of the virtual board (needs the AVR toolchain; 115200 baud)")
     p.set_defaults(run=run_simulate)
 
 
@@ -149,6 +152,10 @@ def sim_url(args) -> str:
 
 
 def run_simulate(args) -> int:
+    if args.firmware:
+        return firmware.simulate_firmware(activity=args.activity or "walking", script=args.script,
+                                          subject=args.subject, seed=args.seed, rate_hz=args.rate,
+                                          duration=args.duration, link=args.link)
     url = sim_url(args)
     board = PtyBoard(transport.open_port(url))
     try:
