@@ -1,0 +1,71 @@
+"""`harduino live`: live activity recognition in the dashboard, or in the terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+from ..live.predictor import SMOOTHING
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser(
+        "live", help="live predictions from a board in a dashboard (or the terminal)",
+        description="Read a port, predict the activity every step of samples with a model bundle, and show "
+                    "signals, probabilities, a timeline and link health in a dashboard; in the terminal with "
+                    "--no-gui, or when there is no display.")
+    p.add_argument("port", help="serial port or URL, e.g. /dev/ttyACM0 or 'sim://?script=still:6,walking:8'")
+    p.add_argument("--model", type=Path, default=Path("models/default"), help="model bundle folder (default %(default)s)")
+    p.add_argument("--step", type=int, help="predict every N new samples (default: the model's step)")
+    p.add_argument("--smooth", type=int, default=5, metavar="K", help="smooth over the last K windows (default 5)")
+    p.add_argument("--smoothing", choices=SMOOTHING, default="mean",
+                   help="mean of the probabilities, or majority vote (default mean)")
+    p.add_argument("--threshold", type=float, default=0.5, metavar="P",
+                   help="below this smoothed probability the activity is 'uncertain' (default 0.5)")
+    p.add_argument("--no-gui", action="store_true", help="print to the terminal instead of opening the dashboard")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--seconds", type=float, default=10.0, help="dashboard: seconds of signal shown (default 10)")
+    p.add_argument("--out", type=Path, default=Path("recordings"),
+                   help="dashboard: folder the record button writes to (default %(default)s)")
+    p.add_argument("--subject", default="1", help="dashboard: subject of the recordings made (default %(default)s)")
+    p.set_defaults(run=run_live)
+
+
+def has_display() -> bool:
+    """Whether a window can be opened: a display server, or Qt told where to draw."""
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
+def run_live(args) -> int:
+    if args.step is not None and args.step < 1:
+        raise UserError("--step must be a positive number of samples.")
+    if args.smooth < 1:
+        raise UserError("--smooth must be at least 1 window.")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UserError("--threshold must be a probability between 0 and 1.")
+    if args.duration is not None and not args.duration > 0:
+        raise UserError("--duration must be a positive number of seconds.")
+    if not args.seconds > 0:
+        raise UserError("--seconds must be a positive number of seconds.")
+
+    from ..live.session import LiveSession
+
+    session = LiveSession(args.model, step=args.step, smooth_k=args.smooth, smoothing=args.smoothing,
+                          threshold=args.threshold)
+    if args.no_gui or not has_display():
+        from ..live.terminal import run_terminal
+
+        session.connect(args.port)
+        try:
+            return run_terminal(session, args.duration)
+        finally:
+            session.close()
+
+    from ..live.dashboard import run_dashboard
+
+    return run_dashboard(session, args.port, seconds=args.seconds, duration=args.duration, out=args.out,
+                         subject=args.subject)

@@ -1,0 +1,1 @@
+"""Live prediction: the predictor thread, the dashboard and the terminal mode."""

@@ -1,0 +1,217 @@
+"""Live prediction: smoothing, the predictor thread on replayed logs, terminal mode, `harduino live` errors."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harduino import cli, protocol, simboard
+from harduino.dataset import window_labels
+from harduino.live.predictor import UNCERTAIN, Predictor, decide, gap_end, smooth
+from harduino.live.session import LiveSession
+from harduino.models import load_bundle
+from harduino.reader import SampleBuffer
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = Path(os.environ.get("HARDUINO_DEV_MODEL", ROOT / "models" / "default"))
+# A session the default model never saw: subject 6 (it was trained on s1-s5), seed 7.
+SCRIPT = [("still", 4.0), ("walking", 5.0), ("running", 5.0), ("jumping", 4.0), ("waving", 5.0)]
+RATE_HZ = 50
+REPLAY_SPEED = 10  # 23 s of board time in 2.3 s, slow enough for every window to be predicted
+
+
+def write_scripted_log(path: Path, script=SCRIPT, rate_hz: int = RATE_HZ, subject: int = 6, seed: int = 7):
+    """A raw serial log of a scripted session, as the board sends it; returns its per-sample labels and SI."""
+    raw, labels = simboard.synth_script(script, rate_hz, subject=subject, seed=seed)
+    n = len(raw)
+    info = protocol.BoardInfo(rate_hz=rate_hz)
+    t_us = 1_000_000 + np.round(np.arange(n) * 1e6 / rate_hz).astype(np.int64)
+    path.write_bytes(protocol.encode_info(info) + protocol.encode_samples(np.arange(n), t_us, raw))
+    return labels, raw.astype(np.float64) * info.si_scale
+
+
+@pytest.fixture(scope="session")
+def scripted_log(tmp_path_factory):
+    path = tmp_path_factory.mktemp("logs") / "scripted.bin"
+    labels, si = write_scripted_log(path)
+    return path, labels, si
+
+
+def replay_url(path: Path, speed=REPLAY_SPEED) -> str:
+    return f"replay://{path}?speed={speed}"
+
+
+def run_session(session: LiveSession, url: str, timeout: float = 30.0) -> None:
+    session.connect(url)
+    deadline = time.monotonic() + timeout
+    while not session.finished:
+        assert time.monotonic() < deadline, "the replay did not finish"
+        session.poll()
+        time.sleep(0.02)
+
+
+def window_accuracy(predictions, labels, window: int = 32) -> dict[str, float]:
+    """Per activity: the share of its pure windows (one label throughout) whose own prediction is right."""
+    right, total = {}, {}
+    for p in predictions:
+        truth = labels[p.index - window:p.index]
+        if truth[0] != truth[-1]:
+            continue
+        guess = p.classes[int(np.argmax(p.raw_proba))]
+        total[truth[0]] = total.get(truth[0], 0) + 1
+        right[truth[0]] = right.get(truth[0], 0) + (guess == truth[0])
+    return {k: right[k] / total[k] for k in total}
+
+
+# ---------------------------------------------------------------- pure parts
+
+def test_mean_smoothing_averages_and_majority_counts_votes():
+    probas = np.array([[0.6, 0.4, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1]])
+    assert smooth(probas, "mean") == pytest.approx([0.3, 1.9 / 3, 0.2 / 3])
+    assert smooth(probas, "majority") == pytest.approx([1 / 3, 2 / 3, 0])
+    with pytest.raises(ValueError):
+        smooth(probas, "median")
+
+
+def test_below_the_threshold_the_activity_is_uncertain():
+    classes = np.array(["still", "walking"])
+    assert decide(np.array([0.3, 0.7]), classes, 0.6) == ("walking", pytest.approx(0.7))
+    assert decide(np.array([0.45, 0.55]), classes, 0.6) == (UNCERTAIN, pytest.approx(0.55))
+
+
+def test_gap_end_finds_a_reset_or_a_pause_in_board_time():
+    even = np.arange(32) * 20_000
+    assert gap_end(even, 50) == 0
+    paused = even.copy()
+    paused[10:] += 1_000_000
+    assert gap_end(paused, 50) == 10
+    reset = even.copy()
+    reset[20:] -= 500_000
+    assert gap_end(reset, 50) == 20
+
+
+# ---------------------------------------------------------------- the predictor thread
+
+@pytest.fixture(scope="session")
+def default_bundle():
+    return load_bundle(DEFAULT_MODEL)
+
+
+def test_a_predictor_behind_jumps_to_the_newest_window_and_counts_the_skipped(default_bundle, scripted_log):
+    _, labels, si = scripted_log
+    buffer = SampleBuffer(4096)
+    predictor = Predictor(buffer, default_bundle, RATE_HZ, smooth_k=1)
+    n = 1000  # arrives in one piece: windows ending at 32, 48, ... 992 are due at once
+    buffer.append(np.arange(n), np.arange(n) * 20_000, time.monotonic(), si[:n])
+    predictor.start()
+    try:
+        assert predictor.history.wait(0, 10)
+    finally:
+        predictor.stop()
+    first = predictor.history.recent()[0]
+    assert first.index == 992 and predictor.skipped == (992 - 32) // 16
+    assert first.label == labels[991]
+    window = default_bundle.predict_proba(default_bundle_window(si[960:992], default_bundle))[0]
+    assert first.raw_proba == pytest.approx(window, abs=1e-5)  # the same window as training would cut
+
+
+def default_bundle_window(si, bundle):
+    from harduino.dataset import latest_window
+    return latest_window(si, bundle.channel_set, bundle.window)
+
+
+def test_replayed_session_is_predicted_window_by_window(default_bundle, scripted_log):
+    path, labels, _ = scripted_log
+    session = LiveSession(DEFAULT_MODEL, smooth_k=3)
+    try:
+        run_session(session, replay_url(path))
+        predictor = session.predictor
+        predictions = session.history.recent()
+    finally:
+        session.close()
+    assert predictor.error is None and predictor.skipped == 0 and predictor.gaps == 0
+    # Every window on the grid was predicted, in order, each timed.
+    ends = [p.index for p in predictions]
+    assert ends == list(range(32, len(labels) + 1, 16))
+    assert all(p.latency_ms > 0 and p.model_ms > 0 and p.window_ms >= 0 for p in predictions)
+    assert all(p.proba.sum() == pytest.approx(1) for p in predictions)
+    accuracy = window_accuracy(predictions, labels)
+    assert set(accuracy) == {a for a, _ in SCRIPT}
+    assert min(accuracy.values()) >= 0.9, accuracy
+    # The smoothed labels follow the script: each activity, in order, once the smoothing has caught up.
+    pure = window_labels(labels, 32, 16)
+    settled = [p.label for p, truth, before in zip(predictions[3:], pure[3:], pure[:-3]) if truth and truth == before]
+    assert np.mean([s == t for s, t in zip(settled, [x for x, y in zip(pure[3:], pure[:-3]) if x and x == y])]) >= 0.9
+
+
+def test_a_window_is_never_cut_across_a_gap(default_bundle, scripted_log):
+    _, _, si = scripted_log
+    buffer = SampleBuffer(4096)
+    predictor = Predictor(buffer, default_bundle, RATE_HZ, smooth_k=1)
+    predictor.start()
+    try:
+        t_us = np.arange(100) * 20_000
+        t_us[40:] += 2_000_000  # the board was unplugged for two seconds after sample 40
+        for a in range(0, 100, 4):  # arriving a few samples at a time, as from a port
+            buffer.append(np.arange(a, a + 4), t_us[a:a + 4], time.monotonic(), si[a:a + 4])
+            time.sleep(0.002)
+        assert predictor.history.wait(1, 10)
+        time.sleep(0.2)
+    finally:
+        predictor.stop()
+    ends = [p.index for p in predictor.history.recent()]
+    assert predictor.gaps == 1
+    assert ends[:2] == [32, 72]  # 48 would span the gap; the next window wholly after it ends at 40 + 32
+    assert all(not (e - 32 < 40 < e) for e in ends)
+
+
+# ---------------------------------------------------------------- terminal mode and the command
+
+def test_without_a_display_live_prints_the_activities_in_order(scripted_log, monkeypatch, capsys):
+    path, _, _ = scripted_log
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["live", replay_url(path), "--model", str(DEFAULT_MODEL)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("harduino live: replay://") and lines[-1].startswith("end: ")
+    labels = [line.split()[2] for line in lines[1:-1]]
+    assert all(label in {a for a, _ in SCRIPT} | {UNCERTAIN} for label in labels)
+    # An activity lasting over a second (board time) is printed again each second: those are the ones a
+    # user sees; a blip at a change of activity is printed once.
+    runs = [(x, len(list(g))) for x, g in itertools.groupby(labels)]
+    held = [x for x, n in runs if n >= 2 and x != UNCERTAIN]
+    order = [x for x, _ in itertools.groupby(held)]
+    assert order == [a for a, _ in SCRIPT]
+    assert "0 skipped" in lines[-1] and "latency p50" in lines[-1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["live", "sim://", "--model", "no/such/model", "--no-gui"], "is not a model bundle"),
+    (["live", "/dev/no-such-port", "--no-gui"], "no serial port /dev/no-such-port"),
+    (["live", "sim://?rate=100", "--no-gui"], "trained on data at 50 Hz but this data is 100 Hz"),
+    (["live", "sim://", "--threshold", "1.5", "--no-gui"], "--threshold must be a probability"),
+    (["live", "sim://", "--step", "0", "--no-gui"], "--step must be a positive"),
+])
+def test_bad_input_is_one_clear_sentence(argv, message, capsys):
+    if "--model" not in argv:
+        argv = argv + ["--model", str(DEFAULT_MODEL)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harduino: error: ") and message in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_benchmark_quick_prints_its_figures():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "live.py"), "--quick"], capture_output=True,
+                         text=True, timeout=240, cwd=ROOT, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    for figure in ("fps at 100 Hz", "fps at 1000 Hz", "latency p50", "latency p99", "CPU with the dashboard",
+                   "CPU in the terminal"):
+        assert figure in out.stdout
