@@ -1,0 +1,263 @@
+"""Deep models in PyTorch, wrapped as scikit-learn classifiers over (n, c, size) windows.
+
+`TorchClassifier` takes a network name and its hyper-parameters, trains with
+mini-batches, Adam and class-weighted cross-entropy, and stops early on a
+validation split of whole sessions. The same seed gives the same weights.
+`make_deep` puts a `ChannelScaler` in front, so the pipeline carries its own
+normalisation into the bundle and the live path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.utils.class_weight import compute_class_weight
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from ..dataset import ChannelScaler
+
+# ---------------------------------------------------------------- networks
+
+
+class MLP(nn.Module):
+    """The flattened window through two hidden layers."""
+
+    def __init__(self, n_channels, size, n_classes, hidden=64, filters=32, dropout=0.2):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(n_channels * size, 2 * hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def conv_block(c_in, c_out, kernel=5, pool=True):
+    """Conv1d -> BatchNorm -> ReLU (-> halve the time axis)."""
+    layers = [nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.BatchNorm1d(c_out), nn.ReLU()]
+    return nn.Sequential(*layers, *([nn.MaxPool1d(2)] if pool else []))
+
+
+class CNN(nn.Module):
+    """Three Conv1d blocks, global average pooling over time, a linear head."""
+
+    def __init__(self, n_channels, size, n_classes, hidden=64, filters=32, dropout=0.2):
+        super().__init__()
+        self.features = nn.Sequential(conv_block(n_channels, filters), conv_block(filters, 2 * filters),
+                                      conv_block(2 * filters, 2 * filters, kernel=3, pool=False))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * filters, n_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=-1))
+
+
+class LSTM(nn.Module):
+    """An LSTM over the window's samples; its last hidden state through a linear head."""
+
+    def __init__(self, n_channels, size, n_classes, hidden=64, filters=32, dropout=0.2):
+        super().__init__()
+        self.lstm = nn.LSTM(n_channels, hidden, batch_first=True)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(x.transpose(1, 2))  # (n, c, t) -> (n, t, c)
+        return self.head(h[-1])
+
+
+class CNNLSTM(nn.Module):
+    """Two Conv1d blocks shorten the window 4x, an LSTM reads the result, a linear head classifies."""
+
+    def __init__(self, n_channels, size, n_classes, hidden=64, filters=32, dropout=0.2):
+        super().__init__()
+        self.features = nn.Sequential(conv_block(n_channels, filters), conv_block(filters, 2 * filters))
+        self.lstm = nn.LSTM(2 * filters, hidden, batch_first=True)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(self.features(x).transpose(1, 2))
+        return self.head(h[-1])
+
+
+NETWORKS = {"mlp": MLP, "cnn": CNN, "lstm": LSTM, "cnn-lstm": CNNLSTM}
+
+
+# ---------------------------------------------------------------- the estimator
+
+
+class TorchClassifier(ClassifierMixin, BaseEstimator):
+    """A network from NETWORKS trained as a scikit-learn classifier on (n, c, size) float32 windows.
+
+    fit(X, y, groups=None): `groups` (e.g. sessions) keeps whole groups on one side
+    of the validation split; without them, contiguous blocks of windows stand in.
+    """
+
+    def __init__(self, network="cnn-lstm", hidden=64, filters=32, dropout=0.2, epochs=60, batch_size=64,
+                 lr=2e-3, weight_decay=1e-4, patience=15, val_fraction=0.2, augment=True, random_state=0,
+                 device="auto", verbose=True):
+        self.network = network
+        self.hidden = hidden
+        self.filters = filters
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.augment = augment
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def build(self, n_channels: int, size: int, n_classes: int) -> nn.Module:
+        """A fresh network with this estimator's hyper-parameters (seeded by the caller)."""
+        if self.network not in NETWORKS:
+            raise ValueError(f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}")
+        return NETWORKS[self.network](n_channels, size, n_classes, hidden=self.hidden, filters=self.filters,
+                                      dropout=self.dropout)
+
+    def fit(self, X, y, groups=None):
+        X = _as_windows(X)
+        y = np.asarray(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("a classifier needs at least two classes")
+        self.n_channels_, self.size_ = X.shape[1], X.shape[2]
+        torch.manual_seed(self.random_state)
+        device = torch.device("cuda" if self.device == "auto" and torch.cuda.is_available() else
+                              "cpu" if self.device == "auto" else self.device)
+        if device.type == "cuda":
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        train, val = self._validation_split(codes, groups)
+        weights = compute_class_weight("balanced", classes=np.arange(len(self.classes_)), y=codes[train])
+        loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device))
+        module = self.build(self.n_channels_, self.size_, len(self.classes_)).to(device)
+        optimiser = torch.optim.Adam(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        loader = DataLoader(TensorDataset(torch.from_numpy(X[train]), torch.from_numpy(codes[train])),
+                            batch_size=self.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(self.random_state))
+        X_val = torch.from_numpy(X[val]).to(device)
+        y_val = torch.from_numpy(codes[val]).to(device)
+
+        best, best_loss, waited, self.history_ = None, np.inf, 0, []
+        bar = tqdm(range(self.epochs), desc=f"train {self.network}", unit="epoch", disable=not self.verbose,
+                   leave=False)
+        for epoch in bar:
+            module.train()
+            total, seen = 0.0, 0
+            for xb, yb in loader:
+                xb, yb = xb.to(device), yb.to(device)
+                if self.augment and xb.shape[1] >= 6:
+                    xb = random_heading(xb)
+                optimiser.zero_grad()
+                loss = loss_fn(module(xb), yb)
+                loss.backward()
+                optimiser.step()
+                total, seen = total + loss.item() * len(yb), seen + len(yb)
+            module.eval()
+            with torch.no_grad():
+                logits = module(X_val)
+                val_loss = loss_fn(logits, y_val).item()
+                val_acc = (logits.argmax(1) == y_val).float().mean().item()
+            self.history_.append({"epoch": epoch + 1, "loss": total / seen, "val_loss": val_loss,
+                                  "val_accuracy": val_acc})
+            bar.set_postfix(loss=f"{total / seen:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+            if val_loss < best_loss - 1e-4:
+                best, best_loss, waited = copy.deepcopy(module.state_dict()), val_loss, 0
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
+        bar.close()
+        module.load_state_dict(best)
+        self.module_ = module.to("cpu").eval()
+        self.best_epoch_ = int(np.argmin([h["val_loss"] for h in self.history_])) + 1
+        return self
+
+    def _validation_split(self, codes, groups):
+        """(train_idx, val_idx): about val_fraction of the windows, whole groups, classes balanced if possible."""
+        n = len(codes)
+        groups = np.asarray(groups) if groups is not None else None
+        if groups is None or np.unique(groups).size < 2:
+            groups = np.arange(n) * 5 // n  # contiguous blocks: overlapping neighbours stay together
+        folds = max(2, min(round(1 / self.val_fraction), np.unique(groups).size))
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
+        return next(splitter.split(np.zeros(n), codes, groups))
+
+    def restore(self, classes, n_channels: int, size: int, state_dict: dict) -> "TorchClassifier":
+        """Make this (unfitted) estimator the fitted one whose weights are `state_dict`."""
+        self.classes_ = np.asarray(classes)
+        self.n_channels_, self.size_ = int(n_channels), int(size)
+        module = self.build(self.n_channels_, self.size_, len(self.classes_))
+        module.load_state_dict(state_dict, strict=True)
+        self.module_ = module.eval()
+        return self
+
+    def predict_proba(self, X):
+        X = _as_windows(X)
+        if X.shape[1:] != (self.n_channels_, self.size_):
+            raise ValueError(f"the network takes windows of {self.n_channels_} x {self.size_}, got "
+                             f"{X.shape[1]} x {X.shape[2]}")
+        with _threads_for(len(X)), torch.inference_mode():
+            logits = self.module_(torch.from_numpy(X))
+            return torch.softmax(logits, dim=1).double().numpy()
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    @property
+    def n_parameters_(self) -> int:
+        return sum(p.numel() for p in self.module_.parameters())
+
+
+def random_heading(xb: torch.Tensor) -> torch.Tensor:
+    """The windows as if the sensor were worn at another heading: both axis triples turned about z.
+
+    A board strapped on at any angle sees the same movement in other axes; turning
+    the accelerometer and gyro triples together by a random angle per window
+    teaches the network that (subjects differ most in how they wear the board). It
+    turns the standardised channels, a close stand-in for the raw ones since the
+    scaler only centres and rescales each axis. Magnitude channels stay as they are.
+    """
+    angle = torch.rand(len(xb), device=xb.device) * (2 * torch.pi)
+    c, s = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
+    out = xb.clone()
+    for x, y in ((0, 1), (3, 4)):
+        out[:, x] = c * xb[:, x] - s * xb[:, y]
+        out[:, y] = s * xb[:, x] + c * xb[:, y]
+    return out
+
+
+@contextlib.contextmanager
+def _threads_for(n_windows: int):
+    """One thread for a handful of windows (a live step): thread start-up costs more than it saves."""
+    before = torch.get_num_threads()
+    if n_windows > 16 or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _as_windows(X) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if X.ndim != 3:
+        raise ValueError(f"windows must be shaped (n, channels, size), not {X.shape}")
+    return X
+
+
+def make_deep(network: str, random_state: int = 0, **params) -> Pipeline:
+    """Pipeline(ChannelScaler, TorchClassifier): the scaler is fitted on the training windows only."""
+    return Pipeline([("scale", ChannelScaler()),
+                     ("net", TorchClassifier(network, random_state=random_state, **params))])

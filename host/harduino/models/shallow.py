@@ -1,0 +1,52 @@
+"""Shallow models: window features -> standard scaler -> a scikit-learn classifier, as one Pipeline."""
+
+from __future__ import annotations
+
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from ..features import WindowFeatures
+
+
+def _rf(seed, **params):
+    # 100 full-depth trees: the compiled evaluator (trees.py) keeps one window well under a millisecond.
+    params = {"n_estimators": 100, "min_samples_leaf": 1, "class_weight": "balanced", **params}
+    return RandomForestClassifier(random_state=seed, n_jobs=1, **params)
+
+
+def _svm(seed, **params):
+    # SVC(probability=True) is deprecated; calibrate the SVC's decision function instead.
+    return CalibratedClassifierCV(SVC(class_weight="balanced", random_state=seed, **params), ensemble=False)
+
+
+def _knn(seed, **params):
+    return KNeighborsClassifier(**{"n_neighbors": 5, "weights": "distance", **params})
+
+
+def _logreg(seed, **params):
+    return LogisticRegression(**{"max_iter": 2000, "C": 1.0, "class_weight": "balanced", **params},
+                              random_state=seed)
+
+
+def _hgb(seed, **params):
+    params = {"max_iter": 100, "learning_rate": 0.1, "early_stopping": False, "class_weight": "balanced",
+              **params}
+    return HistGradientBoostingClassifier(random_state=seed, **params)
+
+
+CLASSIFIERS = {"rf": _rf, "svm": _svm, "knn": _knn, "logreg": _logreg, "hgb": _hgb}
+
+
+def make_shallow(arch: str, channels, feature_set: str = "full", rate_hz: float | None = None,
+                 random_state: int = 0, **params) -> Pipeline:
+    """Pipeline(features, scaler, classifier) over (n, c, size) windows; params go to the classifier."""
+    return Pipeline([
+        ("features", WindowFeatures(feature_set, channels=channels, rate_hz=rate_hz)),
+        ("scale", StandardScaler()),
+        ("clf", CLASSIFIERS[arch](random_state, **params)),
+    ])
