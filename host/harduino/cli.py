@@ -18,6 +18,7 @@ from .errors import UserError
 COMMAND_MODULES = (
     "harduino.commands.link",      # ports, stream, replay, simulate
     "harduino.commands.data",      # record, import
+    "harduino.commands.models",    # archs, train, evaluate, compare
     "harduino.commands.live",      # live
 )
 
