@@ -1,0 +1,169 @@
+"""Model bundles: saved and loaded without executing code, identical probabilities, tampering refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io
+import torch
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from harduino.dataset import load_recordings, window_dataset
+from harduino.errors import UserError
+from harduino.models import ARCHITECTURES, DEEP, fit_estimator, load_bundle, make_estimator, save_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"rf": {"n_estimators": 20}, "hgb": {"max_iter": 10}}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    ws = window_dataset(load_recordings(ROOT / "data" / "sim"), "all")
+    return ws.subset(np.arange(0, len(ws), 2))
+
+
+def train(arch: str, ws) -> Pipeline:
+    params = {"epochs": 3, "verbose": False} if arch in DEEP else SMALL.get(arch, {})
+    return fit_estimator(make_estimator(arch, "all", rate_hz=ws.rate_hz, **params), ws.X, ws.y, ws.sessions)
+
+
+def meta(ws) -> dict:
+    return {"architecture": None, "channel_set": ws.channel_set, "window": ws.size, "step": ws.step,
+            "rate_hz": ws.rate_hz, "feature_set": "full"}
+
+
+@pytest.fixture
+def no_pickle(monkeypatch):
+    """Any use of pickle or torch.load while this is active fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle or torch.load was used")
+
+    class RefusingUnpickler:
+        def __init__(self, *args, **kwargs):
+            refuse()
+
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", RefusingUnpickler)
+    monkeypatch.setattr(torch, "load", refuse)
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_saved_and_reloaded_bundle_gives_identical_probabilities_without_pickle(arch, sim, tmp_path, no_pickle):
+    est = train(arch, sim)
+    folder = save_bundle(est, tmp_path / arch, {**meta(sim), "architecture": arch})
+    bundle = load_bundle(folder)
+    np.testing.assert_array_equal(bundle.predict_proba(sim.X), est.predict_proba(sim.X))
+    np.testing.assert_array_equal(bundle.predict(sim.X[:5]), est.predict(sim.X[:5]))
+    assert list(bundle.classes_) == list(est.classes_)
+    assert (bundle.arch, bundle.channel_set, bundle.window, bundle.step, bundle.rate_hz) == (arch, "all", 32, 16, 50.0)
+    info = json.loads((folder / "bundle.json").read_text())
+    weights = folder / info["weights"]["file"]
+    assert info["weights"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert info["kind"] == ("deep" if arch in DEEP else "shallow")
+    assert {"scikit-learn", "torch", "numpy"} <= set(info["versions"])
+
+
+@pytest.fixture(scope="module", params=["cnn-lstm", "logreg"])
+def saved(request, sim, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bundles") / request.param
+    save_bundle(train(request.param, sim), folder, {**meta(sim), "architecture": request.param})
+    return folder
+
+
+def copy_of(saved: Path, tmp_path: Path) -> tuple[Path, dict, Path]:
+    folder = Path(shutil.copytree(saved, tmp_path / saved.name))
+    info = json.loads((folder / "bundle.json").read_text())
+    return folder, info, folder / info["weights"]["file"]
+
+
+def rewrite(folder: Path, info: dict, weights: Path, data: bytes) -> None:
+    """Replace the weights and update the checksum, as a deliberate forger would."""
+    weights.write_bytes(data)
+    info["weights"]["sha256"] = hashlib.sha256(data).hexdigest()
+    (folder / "bundle.json").write_text(json.dumps(info))
+
+
+def test_a_changed_weights_file_is_refused_by_its_checksum(saved, tmp_path):
+    folder, _, weights = copy_of(saved, tmp_path)
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="do not match the checksum"):
+        load_bundle(folder)
+
+
+def test_a_weights_file_holding_a_pickle_is_refused_without_unpickling(saved, tmp_path, no_pickle):
+    folder, info, weights = copy_of(saved, tmp_path)
+    rewrite(folder, info, weights, pickle.dumps({"net.weight": np.zeros(3)}, protocol=4))
+    with pytest.raises(UserError, match="is not a valid") as err:
+        load_bundle(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_a_skops_file_naming_untrusted_types_is_refused(sim, tmp_path, no_pickle):
+    folder = save_bundle(train("logreg", sim), tmp_path / "m", {**meta(sim), "architecture": "logreg"})
+    info = json.loads((folder / "bundle.json").read_text())
+    evil = Pipeline([("f", FunctionTransformer(eval))])  # a pipeline that would call eval on its input
+    rewrite(folder, info, folder / info["weights"]["file"], skops.io.dumps(evil))
+    with pytest.raises(UserError, match="would build types a harduino model never holds"):
+        load_bundle(folder)
+
+
+@pytest.mark.parametrize("damage", ["not json", "unknown format", "no classes", "unknown network option",
+                                    "other weights file"])
+def test_a_damaged_bundle_json_is_one_sentence(damage, saved, tmp_path):
+    folder, info, _ = copy_of(saved, tmp_path)
+    text = json.dumps(info)
+    if damage == "not json":
+        text = text[: len(text) // 2]
+    elif damage == "unknown format":
+        text = json.dumps({**info, "format": "something-else"})
+    elif damage == "no classes":
+        text = json.dumps({k: v for k, v in info.items() if k != "classes"})
+    elif damage == "unknown network option":
+        if info["kind"] != "deep":
+            pytest.skip("shallow bundles have no network options")
+        text = json.dumps({**info, "network": {**info["network"], "exec": "rm -rf"}})
+    elif damage == "other weights file":
+        text = json.dumps({**info, "weights": {**info["weights"], "file": "../../etc/passwd"}})
+    (folder / "bundle.json").write_text(text)
+    with pytest.raises(UserError) as err:
+        load_bundle(folder)
+    assert "\n" not in str(err.value) and str(folder) in str(err.value)
+
+
+def test_a_folder_that_is_not_a_bundle(tmp_path):
+    with pytest.raises(UserError, match="is not a model bundle"):
+        load_bundle(tmp_path)
+
+
+def test_data_that_does_not_fit_the_model_is_one_sentence(saved):
+    bundle = load_bundle(saved)
+    bundle.check_compatible(50.0, "all", 32)
+    with pytest.raises(UserError, match="trained on data at 50 Hz but this data is 10 Hz"):
+        bundle.check_compatible(10.0, "all")
+    with pytest.raises(UserError, match="takes the 'all' channels, not 'magnitudes'"):
+        bundle.check_compatible(50.0, "magnitudes")
+    with pytest.raises(UserError, match="windows of 32 samples, not 64"):
+        bundle.check_compatible(50.0, "all", 64)
+    with pytest.raises(UserError, match="windows of 8 channels x 32 samples"):
+        bundle.predict_proba(np.zeros((1, 2, 32), np.float32))
+
+
+def test_the_shipped_default_model_loads_safely_and_recognises_the_sample_data(no_pickle):
+    folder = ROOT / "models" / "default"
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 500_000
+    bundle = load_bundle(folder)
+    assert (bundle.arch, bundle.channel_set, bundle.rate_hz, bundle.window) == ("cnn-lstm", "all", 50.0, 32)
+    ws = window_dataset(load_recordings(ROOT / "data" / "sim"), bundle.channel_set, bundle.window, bundle.step)
+    bundle.check_compatible(ws.rate_hz, ws.channel_set, ws.size)
+    assert np.mean(bundle.predict(ws.X) == ws.y) >= 0.95
+    assert bundle.meta["metrics"]["cross_validation"]["macro_f1"] >= 0.9
