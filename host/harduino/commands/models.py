@@ -133,7 +133,7 @@ def run_train(args) -> int:
     _require_classes(ws, args.data)
     out = args.out or Path("models") / arch
     metrics = {}
-    if not args.no_cv and np.unique(ws.subjects).size + np.unique(ws.sessions).size > 2:
+    if not args.no_cv and np.unique(ws.sessions).size >= 2:  # folds of subjects, or of sessions
         how, idx = subject_folds(ws)
         result = run_folds(arch, [(ws.subset(a), ws.subset(b)) for a, b in idx], feature_set=args.features,
                            random_state=args.seed, progress=not args.quiet, **_params(args, arch))

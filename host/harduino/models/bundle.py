@@ -177,8 +177,8 @@ def load_bundle(folder: str | Path) -> Bundle:
         if weights.name not in (DEEP_WEIGHTS, SHALLOW_WEIGHTS) or meta["kind"] not in ("deep", "shallow"):
             raise ValueError("unknown weights")
         expected_sha = meta["weights"]["sha256"]
-        for key in ("architecture", "classes", "channel_set", "window", "step", "rate_hz"):
-            meta[key]  # noqa: B018 - every one must be there
+        if not {"architecture", "classes", "channel_set", "window", "step", "rate_hz"} <= set(meta):
+            raise ValueError("fields missing")
         channel_names(meta["channel_set"])
     except (ValueError, KeyError, TypeError, UserError, UnicodeDecodeError):
         raise UserError(f"{meta_path} is damaged or not a harduino model bundle; retrain the model.") from None

@@ -34,8 +34,9 @@ def _logreg(seed, **params):
 
 
 def _hgb(seed, **params):
-    params = {"max_iter": 100, "learning_rate": 0.1, "early_stopping": False, "class_weight": "balanced",
-              **params}
+    # No class_weight by default: weights also reach the feature binning, whose weighted percentiles
+    # made training ten times slower (10 s instead of 1 s on the sample set).
+    params = {"max_iter": 100, "learning_rate": 0.1, "early_stopping": False, **params}
     return HistGradientBoostingClassifier(random_state=seed, **params)
 
 
