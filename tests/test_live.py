@@ -20,7 +20,7 @@ from harduino.models import load_bundle
 from harduino.reader import SampleBuffer
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = Path(os.environ.get("HARDUINO_DEV_MODEL", ROOT / "models" / "default"))
+DEFAULT_MODEL = ROOT / "models" / "default"
 # A session the default model never saw: subject 6 (it was trained on s1-s5), seed 7.
 SCRIPT = [("still", 4.0), ("walking", 5.0), ("running", 5.0), ("jumping", 4.0), ("waving", 5.0)]
 RATE_HZ = 50

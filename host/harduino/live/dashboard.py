@@ -24,8 +24,9 @@ from .predictor import UNCERTAIN
 from .recorder import BackgroundRecording
 from .session import LiveSession
 
-FRAME_MS = 25            # redraw timer: 40 ticks a second asked for, at least 30 wanted
+FRAME_MS = 30            # redraw timer: 33 frames a second, a little over the 30 wanted
 PANEL_MS = 250           # text panels
+RANGE_EVERY_S = 0.5      # plots' y ranges follow the data this often
 CURVES = (("ax", "ay", "az", "|acc|"), ("gx", "gy", "gz", "|gyro|"))
 CURVE_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f0f0f0")
 UNCERTAIN_COLOUR = (90, 90, 90)
@@ -73,12 +74,13 @@ class SignalPlots:
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setXRange(-seconds, 0, padding=0)
-            plot.setMouseEnabled(x=False, y=True)
-            plot.enableAutoRange(axis="y")
+            plot.setMouseEnabled(x=False, y=False)
+            plot.disableAutoRange()  # the y range follows the data at most every RANGE_EVERY_S (see fit_y)
             plot.addLegend(offset=(-10, 5), labelTextSize="8pt", colCount=4)
             for name, colour in zip(names, CURVE_COLOURS):
                 self.curves.append(plot.plot(pen=pg.mkPen(colour, width=1), name=name, skipFiniteCheck=True))
             self.plots.append(plot)
+        self._next_fit = 0.0
         self.plots[1].setXLink(self.plots[0])
         self.plots[1].setLabel("bottom", "seconds before the newest sample")
         self.reset(50.0)
@@ -111,7 +113,24 @@ class SignalPlots:
         x = self.x[n - self.filled:]
         for curve, row in zip(self.curves, y):
             curve.setData(x, row[n - self.filled:], skipFiniteCheck=True)
+        self.fit_y()
         return k
+
+    def fit_y(self) -> None:
+        """Fit each plot's y range to its data now and then, not every frame: a range that changes
+        makes the axis lay out its ticks and labels again, which costs more than drawing the curves."""
+        now = time.monotonic()
+        if now < self._next_fit:
+            return
+        self._next_fit = now + RANGE_EVERY_S
+        shown = self.y[:, self.y.shape[1] - self.filled:]
+        for plot, rows in zip(self.plots, (shown[:4], shown[4:])):
+            lo, hi = float(rows.min()), float(rows.max())
+            pad = max(0.05 * (hi - lo), 0.1)
+            (cur_lo, cur_hi) = plot.viewRange()[1]
+            # Grow at once; shrink only when the data uses well under the range shown.
+            if lo < cur_lo or hi > cur_hi or (hi - lo + 2 * pad) < 0.6 * (cur_hi - cur_lo):
+                plot.setYRange(lo - pad, hi + pad, padding=0)
 
 
 class Timeline:
@@ -268,9 +287,8 @@ class Dashboard(QtWidgets.QMainWindow):
         grid.setColumnStretch(0, 5)
         grid.setColumnStretch(1, 2)
 
-        for key in range(10):
-            QtWidgets.QShortcut(QtGui.QKeySequence(str(key)), self, activated=lambda k=key: self.press_label(k))
         self._fill_models()
+        self.graphics.setFocus()  # number keys set labels unless a text field has the focus
 
     def _fill_models(self) -> None:
         self.model_box.clear()
@@ -353,6 +371,13 @@ class Dashboard(QtWidgets.QMainWindow):
             message = recording.error or f"recorded {recording.written} samples to {path}"
             self.statusBar().showMessage(message, 15000)
         self.update_panels()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        # Keys typed into the port or subject field never get here: those widgets take them first.
+        if event.text().isdigit():
+            self.press_label(int(event.text()))
+        else:
+            super().keyPressEvent(event)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.timer.stop()

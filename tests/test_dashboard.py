@@ -1,0 +1,201 @@
+"""The dashboard (pytest-qt, offscreen): what it draws from a replayed log, model swaps, recording, unplugging."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PyQt5 import QtCore, QtGui
+
+from harduino import protocol, transport
+from harduino.dataset import select_channels, window_dataset, windows
+from harduino.live.dashboard import Dashboard, class_colour
+from harduino.live.session import LiveSession
+from harduino.models import fit_estimator, make_estimator, save_bundle
+from harduino.recording import load_recording
+from harduino.simboard import PtyBoard, synth_activity
+from test_live import DEFAULT_MODEL, RATE_HZ, SCRIPT, replay_url, window_accuracy, write_scripted_log
+
+SECONDS = 8.0
+
+
+def run_until(qapp, condition, timeout: float = 30.0) -> None:
+    """Let the event loop run (timers draw, threads stream) until condition() holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        qapp.processEvents(QtCore.QEventLoop.AllEvents, 20)
+        time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def replayed(qapp, tmp_path_factory):
+    """A dashboard that has played a scripted log to its end."""
+    path = tmp_path_factory.mktemp("dash") / "scripted.bin"
+    labels, si = write_scripted_log(path)
+    window = Dashboard(LiveSession(DEFAULT_MODEL, smooth_k=3), seconds=SECONDS,
+                       out=tmp_path_factory.mktemp("rec"))
+    window.show()
+    window.connect_port(replay_url(path))
+    run_until(qapp, lambda: window.session.finished)
+    window.tick()  # the last samples and predictions
+    window.update_panels()
+    yield window, labels, si
+    window.close()
+
+
+def test_curves_show_the_last_seconds_of_the_log(replayed):
+    window, _, si = replayed
+    n = int(SECONDS * RATE_HZ)
+    expected = np.column_stack([si[-n:, :3], np.linalg.norm(si[-n:, :3], axis=1),
+                                si[-n:, 3:], np.linalg.norm(si[-n:, 3:], axis=1)])
+    curves = window.signals.curves
+    assert len(curves) == 8
+    for curve, column in zip(curves, expected.T):
+        assert curve.yData == pytest.approx(column)
+        assert curve.xData == pytest.approx((np.arange(n) - (n - 1)) / RATE_HZ)  # s before the newest sample
+
+
+def test_bars_and_activity_show_the_latest_prediction(replayed):
+    window, _, _ = replayed
+    latest = window.session.history.latest()
+    assert window.bars.values.sum() == pytest.approx(1.0)
+    assert window.bars.values == pytest.approx(latest.proba)
+    assert window.bars.classes == latest.classes
+    assert window.activity_label.text() == latest.label.upper() == "WAVING"
+    # The timeline's newest band is the latest prediction's colour.
+    assert tuple(window.timeline.rgb[0, -1]) == class_colour(latest.label, latest.classes)
+
+
+def test_every_window_is_predicted_and_known_segments_are_right(replayed):
+    window, labels, _ = replayed
+    predictor = window.session.predictor
+    assert predictor.skipped == 0 and predictor.error is None
+    predictions = window.session.history.recent()
+    assert [p.index for p in predictions] == list(range(32, len(labels) + 1, 16))
+    accuracy = window_accuracy(predictions, labels)
+    assert set(accuracy) == {a for a, _ in SCRIPT} and min(accuracy.values()) >= 0.9, accuracy
+
+
+def test_link_panel_says_what_came_over_the_link(replayed):
+    window, labels, _ = replayed
+    text = window.link_label.text()
+    for part in ("ended", "MPU-6050", f"{len(labels)}", "0 lost, 0 CRC errors", "latency", "0 skipped",
+                 str(DEFAULT_MODEL)):
+        assert part in text
+
+
+def test_screenshot_shows_the_dashboard(replayed, tmp_path):
+    window, _, _ = replayed
+    shot = tmp_path / "dashboard.png"
+    assert window.grab().save(str(shot))
+    image = QtGui.QImage(str(shot))
+    assert image.width() >= 1000 and image.height() >= 600
+    # Real drawing, not an empty window: many colours, among them the activity colours of the timeline.
+    image = image.convertToFormat(QtGui.QImage.Format_RGB32)  # 4 bytes a pixel: rows never padded
+    bgra = np.frombuffer(image.bits().asstring(image.byteCount()), np.uint8).reshape(-1, 4)
+    colours = {(int(r), int(g), int(b)) for b, g, r, _ in np.unique(bgra, axis=0)}
+    assert len(colours) > 200
+    # the last 8 s of the log: jumping, then waving
+    assert class_colour("waving", ()) in colours and class_colour("jumping", ()) in colours
+
+
+# ---------------------------------------------------------------- while streaming
+
+@pytest.fixture(scope="module")
+def second_model(tmp_path_factory):
+    """A random forest trained on the shipped sessions: another real model to swap to."""
+    from harduino.dataset import load_recordings
+    ws = window_dataset(load_recordings(Path(__file__).resolve().parents[1] / "data" / "sim"), "all")
+    est = fit_estimator(make_estimator("rf", "all", rate_hz=ws.rate_hz, n_estimators=20), ws.X, ws.y)
+    return save_bundle(est, tmp_path_factory.mktemp("models") / "rf",
+                       dict(architecture="rf", channel_set="all", window=32, step=16, rate_hz=ws.rate_hz))
+
+
+def test_swapping_the_model_keeps_the_stream_running(qtbot, qapp, second_model, tmp_path):
+    window = Dashboard(LiveSession(DEFAULT_MODEL), seconds=SECONDS, out=tmp_path)
+    qtbot.addWidget(window)
+    window.show()
+    window.connect_port("sim://?activity=running&subject=6&seed=3")
+    history = lambda: window.session.history  # noqa: E731
+    run_until(qapp, lambda: history().count >= 3)
+    reader = window.session.reader
+    assert window.load_model(second_model)
+    swapped_at, samples = history().count, reader.buffer.total
+    run_until(qapp, lambda: any(p.model.endswith("(rf)") for p in history().since(swapped_at)))
+    run_until(qapp, lambda: window.activity_label.text() == "RUNNING")
+    assert window.session.reader is reader and reader.stats().connected
+    assert reader.buffer.total > samples
+    assert "(rf)" in window.session.model_name and window.session.predictor.error is None
+    # A model for another rate is refused in one sentence and the running one kept.
+    other = tmp_path / "fast"
+    X = np.concatenate([windows(select_channels(synth_activity(a, 320, 100) * 1e-3, "all")) for a in ("still", "waving")])
+    y = np.repeat(["still", "waving"], len(X) // 2)
+    save_bundle(fit_estimator(make_estimator("logreg", "all", rate_hz=100), X, y), other,
+                dict(architecture="logreg", channel_set="all", window=32, step=16, rate_hz=100))
+    assert not window.load_model(other)
+    assert "trained on data at 100 Hz" in window.statusBar().currentMessage()
+    assert "(rf)" in window.session.model_name
+    window.close()
+
+
+def test_record_button_and_label_keys_write_a_recording(qtbot, qapp, tmp_path):
+    window = Dashboard(LiveSession(DEFAULT_MODEL), seconds=SECONDS, out=tmp_path, subject="s9")
+    qtbot.addWidget(window)
+    window.show()
+    window.connect_port("sim://?activity=walking&subject=6&speed=1")
+    reader = lambda: window.session.reader  # noqa: E731
+    run_until(qapp, lambda: reader().info is not None and reader().buffer.total > 10)
+    classes = window.labels()
+    qtbot.keyClick(window, "4")  # before recording: the label the recording starts with
+    qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
+    assert window.recording is not None
+    start = window.recording.recorder.index
+    run_until(qapp, lambda: window.recording.written >= 25)
+    qtbot.keyClick(window, "0")  # no label from here on
+    run_until(qapp, lambda: window.recording.written >= 50)
+    qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
+    assert window.recording is None
+    [csv] = tmp_path.glob("*.csv")
+    rec = load_recording(csv)
+    assert csv.name.startswith(f"s9_{classes[3]}_") and rec.subject == "s9" and rec.rate_hz == 50
+    assert rec.labels[0] == classes[3] and rec.labels[-1] == ""
+    assert list(rec.labels[: np.argmax(rec.labels == "")]) == [classes[3]] * int(np.argmax(rec.labels == ""))
+    # The samples are the board's, in order, from when the button was pressed.
+    block = reader().buffer.since(start)
+    assert np.array_equal(rec.seq, block.seq[: len(rec)])
+    assert rec.si == pytest.approx(block.si[: len(rec)], abs=1e-4)
+    # The raw log beside it replays to the same samples.
+    chunk = protocol.Decoder().feed(csv.with_suffix(".bin").read_bytes())
+    assert len(chunk.infos) == 1 and np.array_equal(chunk.seq & 0xFFFF, rec.seq & 0xFFFF)
+    assert np.array_equal(chunk.raw, np.rint(rec.si / chunk.infos[0][1].si_scale).astype(np.int16))
+    window.close()
+
+
+def test_an_unplugged_board_shows_and_comes_back(qtbot, qapp, tmp_path):
+    link = tmp_path / "board"  # a stable name, as /dev/serial/by-id gives a real board
+    board = PtyBoard(transport.open_port("sim://?rate=50&activity=still"))
+    os.symlink(board.plug(), link)
+    window = Dashboard(LiveSession(DEFAULT_MODEL), seconds=SECONDS, out=tmp_path)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.connect_port(str(link))
+        reader = window.session.reader
+        run_until(qapp, lambda: window.session.history.count >= 1)
+        board.unplug()
+        run_until(qapp, lambda: "DISCONNECTED" in window.link_label.text())
+        assert "port lost" in window.link_label.text()
+        os.unlink(link)
+        os.symlink(board.plug(), link)
+        count = window.session.history.count
+        run_until(qapp, lambda: window.session.history.count > count + 1 and "DISCONNECTED" not in
+                  window.link_label.text())
+        assert "1 reconnects" in window.link_label.text() and window.session.reader is reader
+        assert window.activity_label.text() == "STILL"
+    finally:
+        window.close()
+        board.close()
