@@ -10,6 +10,7 @@ refreshes the text panels, which change less often than the eye notices.
 from __future__ import annotations
 
 import collections
+import signal
 import time
 from pathlib import Path
 
@@ -76,7 +77,7 @@ class SignalPlots:
             plot.setXRange(-seconds, 0, padding=0)
             plot.setMouseEnabled(x=False, y=False)
             plot.disableAutoRange()  # the y range follows the data at most every RANGE_EVERY_S (see fit_y)
-            plot.addLegend(offset=(-10, 5), labelTextSize="8pt", colCount=4)
+            plot.addLegend(offset=(-10, 5), labelTextSize="8pt", colCount=4, brush=(0, 0, 0, 170))
             for name, colour in zip(names, CURVE_COLOURS):
                 self.curves.append(plot.plot(pen=pg.mkPen(colour, width=1), name=name, skipFiniteCheck=True))
             self.plots.append(plot)
@@ -482,10 +483,13 @@ def run_dashboard(session: LiveSession, url: str, *, seconds: float = 10.0, dura
     window = Dashboard(session, seconds=seconds, out=out, subject=subject)
     window.connect_port(url)
     window.show()
+    # Ctrl-C in the terminal closes the window like the close button (the panel timer lets Python see it).
+    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
     if duration is not None:
         QtCore.QTimer.singleShot(int(duration * 1000), window.close)
     try:
         app.exec_()
     finally:
+        signal.signal(signal.SIGINT, previous)
         session.close()
     return 0

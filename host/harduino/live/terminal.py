@@ -47,7 +47,7 @@ def run_terminal(session: LiveSession, duration: float | None = None, out=None, 
     end = time.monotonic() + duration if duration is not None else float("inf")
     seen = 0
     try:
-        while time.monotonic() < end and not session.finished:
+        while time.monotonic() < end and not session.finished and not (session.predictor and session.predictor.error):
             history = session.history
             history.wait(seen, min(_REDRAW_S * 2, max(0.0, end - time.monotonic())))
             new = history.since(seen)
@@ -115,6 +115,11 @@ class TableView:
         self._lines = 0
         self._next = 0.0
         self._latest: Prediction | None = None
+        try:  # block characters where the terminal's encoding has them
+            "█·".encode(getattr(out, "encoding", None) or "ascii")
+            self._bar_chars = ("█", "·")
+        except (UnicodeEncodeError, LookupError):
+            self._bar_chars = ("#", ".")
         print(f"harduino live: {session.url} with model {session.model_name} (Ctrl-C stops)", file=out)
 
     def update(self, new: list[Prediction], final: bool = False) -> None:
@@ -127,9 +132,10 @@ class TableView:
         p = self._latest
         lines = [f"  {p.label.upper():12s} {100 * p.confidence:5.1f} %   board time {p.t:9.2f} s"]
         width = max(len(c) for c in p.classes)
+        full, empty = self._bar_chars
         for name, value in zip(p.classes, p.proba):
             filled = int(round(value * _BAR))
-            lines.append(f"  {name:{width}s} {'█' * filled}{'·' * (_BAR - filled)} {100 * value:5.1f} %")
+            lines.append(f"  {name:{width}s} {full * filled}{empty * (_BAR - filled)} {100 * value:5.1f} %")
         lines.append(f"  {health(self.session)}")
         up = f"\x1b[{self._lines}F" if self._lines else ""
         self.out.write(up + "".join(f"{line}\x1b[K\n" for line in lines))
