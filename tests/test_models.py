@@ -80,6 +80,16 @@ def test_same_seed_same_cnn_lstm_weights_and_another_seed_differs(held_out):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_early_stopping_validates_on_whole_sessions_of_every_class(held_out):
+    train, _ = held_out
+    net = make_estimator("cnn-lstm", "all").named_steps["net"]
+    codes = np.unique(train.y, return_inverse=True)[1]
+    fit_idx, val_idx = net._validation_split(codes, train.sessions)
+    assert not set(train.sessions[fit_idx]) & set(train.sessions[val_idx])
+    assert set(train.y[val_idx]) == set(train.y)
+    assert 0.1 <= len(val_idx) / len(train) <= 0.35
+
+
 def test_deep_estimator_follows_the_sklearn_contract(held_out):
     train, test = held_out
     est = make_estimator("mlp", "all", epochs=2, hidden=16, verbose=False)

@@ -15,7 +15,6 @@ import copy
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
@@ -183,14 +182,26 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _validation_split(self, codes, groups):
-        """(train_idx, val_idx): about val_fraction of the windows, whole groups, classes balanced if possible."""
+        """(train_idx, val_idx): whole groups, at least one per class where a class has two, ~val_fraction."""
         n = len(codes)
         groups = np.asarray(groups) if groups is not None else None
         if groups is None or np.unique(groups).size < 2:
             groups = np.arange(n) * 5 // n  # contiguous blocks: overlapping neighbours stay together
-        folds = max(2, min(round(1 / self.val_fraction), np.unique(groups).size))
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
-        return next(splitter.split(np.zeros(n), codes, groups))
+        rng = np.random.default_rng(self.random_state)
+        names = rng.permutation(np.unique(groups))
+        classes_of = {g: set(np.unique(codes[groups == g])) for g in names}
+        groups_with = {c: [g for g in names if c in classes_of[g]] for c in np.unique(codes)}
+        val = []
+        for c in rng.permutation(list(groups_with)):  # a group of each class, if the class has two
+            if len(groups_with[c]) > 1 and not any(c in classes_of[g] for g in val):
+                val.append(next(g for g in groups_with[c] if g not in val))
+        for g in names:  # then more groups up to the fraction
+            if np.isin(groups, val).sum() >= self.val_fraction * n or len(val) >= len(names) - 1:
+                break
+            if g not in val:
+                val.append(g)
+        in_val = np.isin(groups, val)
+        return np.flatnonzero(~in_val), np.flatnonzero(in_val)
 
     def restore(self, classes, n_channels: int, size: int, state_dict: dict) -> "TorchClassifier":
         """Make this (unfitted) estimator the fitted one whose weights are `state_dict`."""
