@@ -69,7 +69,7 @@ def _add_model_options(p, arch_required: bool | None = True) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-# ---------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- shared steps
 
 
 def _windows(folder: Path, channel_set: str, step: int, size: int = 32):
