@@ -1,0 +1,177 @@
+"""Every command, given input a user could get wrong, answers with one clear sentence and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SIM = ROOT / "data" / "sim"
+DEFAULT_MODEL = ROOT / "models" / "default"
+
+
+def harduino(*args, cwd=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "harduino.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+def assert_one_sentence(result, *words):
+    """Exit non-zero, no traceback, one error line naming the thing."""
+    assert result.returncode != 0, result.stdout
+    err = result.stderr
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("harduino: error:")]
+    assert len(lines) == 1, err
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]
+
+
+def sim_copy(tmp_path: Path, n: int = 4) -> Path:
+    """A few real recordings from data/sim, to damage one of them."""
+    out = tmp_path / "data"
+    out.mkdir()
+    for csv in sorted(SIM.glob("*.csv"))[:n]:
+        shutil.copy(csv, out)
+        shutil.copy(csv.with_suffix(".json"), out)
+    return out
+
+
+def bundle_copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "bundle"
+    shutil.copytree(DEFAULT_MODEL, dst)
+    return dst
+
+
+# ---------------------------------------------------------------- ports and logs
+
+@pytest.mark.parametrize("args, words", [
+    (("stream", "/dev/ttyNOPE", "--duration", "1"), ["/dev/ttyNOPE"]),
+    (("stream", "nope://board", "--duration", "1"), ["nope"]),
+    (("stream", "sim://?activity=walking&bogus=1", "--duration", "1"), ["bogus"]),
+    (("stream", "sim://?activity=flying", "--duration", "1"), ["flying"]),
+    (("replay", "missing.bin"), ["missing.bin"]),
+    (("live", "/dev/ttyNOPE", "--model", DEFAULT_MODEL, "--no-gui", "--duration", "2"), ["/dev/ttyNOPE"]),
+    (("record", "/dev/ttyNOPE", "--subject", "a", "--label", "walking", "--duration", "1"), ["/dev/ttyNOPE"]),
+])
+def test_bad_ports(args, words, tmp_path):
+    assert_one_sentence(harduino(*args, cwd=tmp_path), *words)
+
+
+def test_replay_of_a_file_that_is_not_a_serial_log(tmp_path):
+    fake = tmp_path / "notes.bin"
+    fake.write_text("these are my notes, not a serial log\n" * 20)
+    assert_one_sentence(harduino("replay", fake), "notes.bin")
+
+
+def test_record_into_a_folder_that_cannot_exist(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = harduino("record", "sim://?activity=walking&speed=max", "--subject", "a", "--label", "walking",
+                      "--out", tmp_path / "afile" / "sub", "--duration", "2")
+    assert_one_sentence(result, "afile")
+
+
+def test_record_with_a_label_outside_its_label_set(tmp_path):
+    result = harduino("record", "sim://?activity=walking&speed=max", "--subject", "a", "--labels", "walk,run",
+                      "--label", "swim", "--out", tmp_path, "--duration", "1")
+    assert_one_sentence(result, "swim")
+
+
+# ---------------------------------------------------------------- data folders
+
+def test_train_on_an_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_one_sentence(harduino("train", tmp_path / "empty", "--arch", "rf", "-o", tmp_path / "m"), "empty")
+
+
+def test_train_on_a_missing_folder(tmp_path):
+    assert_one_sentence(harduino("train", tmp_path / "nowhere", "--arch", "rf", "-o", tmp_path / "m"), "nowhere")
+
+
+def test_train_on_a_csv_that_is_not_a_recording(tmp_path):
+    data = sim_copy(tmp_path)
+    (data / "shopping.csv").write_text("item,price\nmilk,1.20\nbread,2.10\n")
+    (data / "shopping.json").write_text(json.dumps({"subject": "x", "rate_hz": 50}))
+    assert_one_sentence(harduino("train", data, "--arch", "rf", "-o", tmp_path / "m"), "shopping.csv")
+
+
+def test_train_on_a_recording_with_missing_columns(tmp_path):
+    data = sim_copy(tmp_path)
+    victim = sorted(data.glob("*.csv"))[0]
+    lines = victim.read_text().splitlines()
+    victim.write_text("\n".join(",".join(ln.split(",")[:5]) for ln in lines) + "\n")  # no gyro, no label
+    assert_one_sentence(harduino("train", data, "--arch", "rf", "-o", tmp_path / "m"), victim.name)
+
+
+def test_train_on_a_recording_with_nans(tmp_path):
+    data = sim_copy(tmp_path)
+    victim = sorted(data.glob("*.csv"))[1]
+    lines = victim.read_text().splitlines()
+    cells = lines[10].split(",")
+    cells[2] = "nan"
+    lines[10] = ",".join(cells)
+    victim.write_text("\n".join(lines) + "\n")
+    assert_one_sentence(harduino("train", data, "--arch", "rf", "-o", tmp_path / "m"), victim.name)
+
+
+def test_train_on_a_recording_without_its_sidecar(tmp_path):
+    data = sim_copy(tmp_path)
+    victim = sorted(data.glob("*.json"))[0]
+    victim.unlink()
+    assert_one_sentence(harduino("train", data, "--arch", "rf", "-o", tmp_path / "m"), victim.stem)
+
+
+def test_train_with_one_class_only(tmp_path):
+    out = tmp_path / "walking"
+    out.mkdir()
+    for csv in SIM.glob("*_walking_*.csv"):
+        shutil.copy(csv, out)
+        shutil.copy(csv.with_suffix(".json"), out)
+    assert_one_sentence(harduino("train", out, "--arch", "rf", "-o", tmp_path / "m"), "class")
+
+
+def test_train_an_unknown_architecture(tmp_path):
+    assert_one_sentence(harduino("train", SIM, "--arch", "transformer", "-o", tmp_path / "m"), "transformer")
+
+
+# ---------------------------------------------------------------- model bundles
+
+def test_evaluate_with_a_folder_that_is_not_a_bundle(tmp_path):
+    assert_one_sentence(harduino("evaluate", "--model", tmp_path, SIM), str(tmp_path.name))
+
+
+def test_evaluate_with_a_bundle_whose_json_was_tampered(tmp_path):
+    bundle = bundle_copy(tmp_path)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    meta["classes"] = list(reversed(meta["classes"]))
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    (bundle / "bundle.json").write_text((bundle / "bundle.json").read_text()[:-20])  # and cut short
+    assert_one_sentence(harduino("evaluate", "--model", bundle, SIM), "bundle")
+
+
+def test_evaluate_with_weights_that_were_tampered(tmp_path):
+    bundle = bundle_copy(tmp_path)
+    weights = next(p for p in bundle.iterdir() if p.name != "bundle.json")
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert_one_sentence(harduino("evaluate", "--model", bundle, SIM), "bundle")
+
+
+def test_a_model_on_data_at_another_rate(tmp_path):
+    result = harduino("evaluate", "--model", DEFAULT_MODEL, ROOT / "data" / "basicmotions" / "test")
+    assert_one_sentence(result, "Hz")
+
+
+def test_live_with_a_folder_that_is_not_a_bundle(tmp_path):
+    result = harduino("live", "sim://?activity=walking", "--model", tmp_path, "--no-gui", "--duration", "2")
+    assert_one_sentence(result, str(tmp_path.name))
+
+
+def test_import_from_somewhere_that_has_no_data(tmp_path):
+    result = harduino("import", "basicmotions", tmp_path / "nothing-here", tmp_path / "out")
+    assert_one_sentence(result, "nothing-here")
