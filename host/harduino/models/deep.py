@@ -150,36 +150,40 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         bar = tqdm(range(self.epochs), desc=f"train {self.network}", unit="epoch", disable=not self.verbose,
                    leave=False)
         for epoch in bar:
-            module.train()
-            total, seen = 0.0, 0
-            for xb, yb in loader:
-                xb, yb = xb.to(device), yb.to(device)
-                if self.augment and xb.shape[1] >= 6:
-                    xb = random_heading(xb)
-                optimiser.zero_grad()
-                loss = loss_fn(module(xb), yb)
-                loss.backward()
-                optimiser.step()
-                total, seen = total + loss.item() * len(yb), seen + len(yb)
+            loss = self._train_epoch(module, loader, loss_fn, optimiser, device)
             module.eval()
             with torch.no_grad():
                 logits = module(X_val)
                 val_loss = loss_fn(logits, y_val).item()
                 val_acc = (logits.argmax(1) == y_val).float().mean().item()
-            self.history_.append({"epoch": epoch + 1, "loss": total / seen, "val_loss": val_loss,
-                                  "val_accuracy": val_acc})
-            bar.set_postfix(loss=f"{total / seen:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
-            if val_loss < best_loss - 1e-4:
+            self.history_.append({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss, "val_accuracy": val_acc})
+            bar.set_postfix(loss=f"{loss:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+            if best is None or val_loss < best_loss - 1e-4:
                 best, best_loss, waited = copy.deepcopy(module.state_dict()), val_loss, 0
             else:
                 waited += 1
                 if waited >= self.patience:
                     break
         bar.close()
-        module.load_state_dict(best)
+        module.load_state_dict(best)  # the weights of the best validation epoch
         self.module_ = module.to("cpu").eval()
         self.best_epoch_ = int(np.argmin([h["val_loss"] for h in self.history_])) + 1
         return self
+
+    def _train_epoch(self, module, loader, loss_fn, optimiser, device) -> float:
+        """One pass over the training batches; the mean (class-weighted) loss."""
+        module.train()
+        total, seen = 0.0, 0
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            if self.augment and xb.shape[1] >= 6:
+                xb = random_heading(xb)
+            optimiser.zero_grad()
+            loss = loss_fn(module(xb), yb)
+            loss.backward()
+            optimiser.step()
+            total, seen = total + loss.item() * len(yb), seen + len(yb)
+        return total / seen
 
     def _validation_split(self, codes, groups):
         """(train_idx, val_idx): whole groups, at least one per class where a class has two, ~val_fraction."""
