@@ -34,7 +34,8 @@ def add_commands(subparsers) -> None:
 
     p = subparsers.add_parser("evaluate", help="cross-validate an architecture, or test a saved model",
                               description="With --arch: cross-validate by leaving one subject out (by session "
-                                          "when there is one subject). With --model: score a saved bundle on "
+                                          "when there is one subject; in 10 folds of whole subjects when there "
+                                          "are more than 10). With --model: score a saved bundle on "
                                           "DATA. Prints accuracy, macro F1 and a per-class table, and writes a "
                                           "confusion-matrix PNG.")
     p.add_argument("data", type=Path, help="folder of recordings to score on")
