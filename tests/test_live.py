@@ -24,7 +24,7 @@ DEFAULT_MODEL = ROOT / "models" / "default"
 # A session the default model never saw: subject 6 (it was trained on s1-s5), seed 7.
 SCRIPT = [("still", 4.0), ("walking", 5.0), ("running", 5.0), ("jumping", 4.0), ("waving", 5.0)]
 RATE_HZ = 50
-REPLAY_SPEED = 10  # 23 s of board time in 2.3 s, slow enough for every window to be predicted
+REPLAY_SPEED = 4  # 23 s of board time in under 6 s, with room for every window to be predicted on a busy machine
 
 
 def write_scripted_log(path: Path, script=SCRIPT, rate_hz: int = RATE_HZ, subject: int = 6, seed: int = 7):

@@ -201,7 +201,8 @@ class Predictor(threading.Thread):
             self.join(timeout)
 
     def stats(self) -> PredictorStats:
-        latency, model = np.array(self._latency), np.array(self._model_ms)
+        with self._lock:  # the deques are appended to by the thread
+            latency, model = np.array(self._latency), np.array(self._model_ms)
         return PredictorStats(
             predictions=self.predictions, skipped=self.skipped, gaps=self.gaps,
             latency_p50_ms=float(np.percentile(latency, 50)) if latency.size else None,
@@ -258,8 +259,9 @@ class Predictor(threading.Thread):
         label, confidence = decide(proba, bundle.classes_, self.threshold)
         done = time.monotonic()
         latency = (done - block.host_t[size - 1]) * 1e3
-        self._latency.append(latency)
-        self._model_ms.append((modelled - windowed) * 1e3)
+        with self._lock:
+            self._latency.append(latency)
+            self._model_ms.append((modelled - windowed) * 1e3)
         self.predictions += 1
         self.history.append(Prediction(
             index=end, t=float(t_us[-1]) / 1e6, label=label, confidence=confidence, proba=proba,
