@@ -1,0 +1,228 @@
+"""Faults a user's set-up does to the system: the port vanishes, the board restarts, the disk fills up.
+
+Each test drives real byte sources (a pseudo-terminal board, the real firmware in simavr, a
+raw serial log) and checks what a user would notice afterwards: the recording loads, holds
+the samples from before and after the fault with the values the board sent, and says what
+happened in its link statistics.
+
+Already proven elsewhere, so not repeated here (tests/test_recording.py):
+- the recorder killed with SIGKILL keeps every sample it reported `saved N`
+  (test_recorder_killed_with_sigkill_leaves_every_sample_it_reported);
+- a disk that fills up (RLIMIT_FSIZE) ends with one error line, exit 2, the saved part loadable
+  (test_disk_full_keeps_what_was_saved);
+- --out naming a file (test_record_bad_input_is_one_clear_sentence).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harduino import firmware, protocol, simboard, transport
+from harduino.reader import Reader
+from harduino.recording import load_recording
+from harduino.simboard import PtyBoard
+
+SCALE = protocol.BoardInfo().si_scale
+RECORD = [sys.executable, "-m", "harduino.cli", "record"]
+HANG_GUARD_S = 20.0  # a fault that is not survived must fail the test, not hang it; no speed is asserted
+
+
+def raw_counts(si: np.ndarray) -> np.ndarray:
+    """SI values back to the board's raw counts (the CSV's four decimals keep them exact)."""
+    return np.rint(si / SCALE).astype(np.int64)
+
+
+def only(folder: Path, pattern: str) -> Path:
+    found = sorted(folder.glob(pattern))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def saved_lines(proc: subprocess.Popen, count: int) -> list[int]:
+    """Read the recorder's stdout until it has reported `saved N` count more times."""
+    saved = []
+    while len(saved) < count:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        if line.startswith("saved "):
+            saved.append(int(line.split()[1]))
+    return saved
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+def relink(link: Path, target: str) -> None:
+    """Point the stable name at a new terminal, as udev's by-id link follows a replugged board."""
+    tmp = link.with_name(link.name + ".new")
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+# ---------------------------------------------------------------- 1. the port vanishes while recording
+
+def test_recording_survives_the_port_vanishing_and_coming_back(tmp_path):
+    rate = 100
+    link = tmp_path / "board"  # a stable name, as /dev/serial/by-id gives a real board
+    board = PtyBoard(transport.open_port(f"sim://?activity=walking&subject=2&seed=4&rate={rate}"))
+    relink(link, board.plug())
+    out = tmp_path / "rec"
+    proc = subprocess.Popen(RECORD + [str(link), "--subject", "s2", "--label", "walking", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        before = saved_lines(proc, 2)[-1]
+        board.unplug()  # the cable is pulled; the board runs on and its samples meanwhile are lost
+        time.sleep(1.0)  # the recorder meets the dead port and waits for it
+        relink(link, board.plug())
+        after = saved_lines(proc, 3)[-1]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        board.close()
+    assert proc.returncode == 0, err
+    assert after > before > 0
+
+    csv = only(out, "s2_walking_*.csv")
+    rec = load_recording(csv)  # loads cleanly: no half-written line, no note
+    assert rec.notes == [] and len(rec) >= after
+    gaps = np.flatnonzero(np.diff(rec.seq) != 1)
+    assert gaps.size == 1, "expected exactly one gap, where the port was gone"
+    cut = int(gaps[0]) + 1
+    assert before <= cut < len(rec) - 50  # samples from before and well after the gap
+    missing = int(rec.seq[cut] - rec.seq[cut - 1] - 1)
+    assert missing >= rate // 2  # about a second of movement never reached the host
+
+    # The sidecar says what happened: one reconnect, the missing samples counted as lost.
+    link_stats = json.loads(only(out, "*.json").read_text())["link"]
+    assert link_stats["reconnects"] == 1 and link_stats["lost"] == missing and link_stats["resets"] == 0
+
+    # Every sample holds what the board sent at that sequence number, before and after the gap.
+    for part in (slice(0, cut), slice(cut, len(rec))):
+        seq = rec.seq[part]
+        sent = simboard.synth_activity("walking", len(seq), rate, subject=2, seed=4, t0=int(seq[0]) / rate)
+        assert np.array_equal(raw_counts(rec.si[part]), sent)
+    # Board time runs on through the gap: t is monotonic and the gap shows in it.
+    assert np.all(np.diff(rec.t) > 0)
+    assert np.allclose(rec.t, (rec.seq - rec.seq[0]) / rate)
+    assert set(rec.labels) == {"walking"}
+
+    # The raw log keeps both connections and replays to the same samples.
+    chunk = protocol.Decoder().feed(only(out, "*.bin").read_bytes())
+    assert len(chunk.infos) == 2 and chunk.infos[0][0] == 0 and chunk.infos[1][0] == cut
+    assert np.array_equal(chunk.seq, rec.seq) and np.array_equal(chunk.raw, raw_counts(rec.si))
+
+
+# ---------------------------------------------------------------- 2. the real firmware killed and restarted
+
+@pytest.fixture(scope="module")
+def elf() -> Path:
+    missing = firmware.missing_packages()
+    if missing:
+        message = f"the firmware tests need the Debian packages {' '.join(missing)} (apt-get install them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return firmware.build_firmware()
+
+
+def test_reader_follows_the_firmware_through_a_kill_and_restart(tmp_path, elf):
+    rows = simboard.synth_activity("running", 500, 50, subject=1, seed=6)
+    link = tmp_path / "board"
+    first = firmware.FirmwareBoard(rows, realtime=False, elf=elf)
+    second = None
+    relink(link, first.port)
+    reader = Reader(str(link))
+    reader.start()
+    try:
+        wait_for(lambda: reader.stats().connected or reader.error, "the reader to open the port")
+        first.start()
+        # More than a second of board time, so the restart cannot pass for a late duplicate frame.
+        assert reader.buffer.wait(149, HANG_GUARD_S), reader.stats().line()
+        first.stop()  # the simulator is killed: the terminal goes away under the reader
+        wait_for(lambda: not reader.stats().connected, "the reader to notice the board is gone")
+        before = reader.buffer.total
+        assert "port lost" in reader.stats().note
+
+        second = firmware.FirmwareBoard(rows, realtime=False, elf=elf)
+        relink(link, second.port)
+        wait_for(lambda: reader.stats().reconnects == 1, "the reader to reopen the link")
+        second.start()  # the firmware boots again from scratch
+        assert reader.buffer.wait(before + 149, HANG_GUARD_S), reader.stats().line()
+        stats = reader.stats()
+        block = reader.buffer.since(0)
+    finally:
+        reader.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+    assert reader.error is None and stats.connected
+    assert stats.reconnects == 1 and stats.resets == 1  # the restart shows as a board reset
+    assert stats.lost == 0 and stats.crc_errors == 0
+    assert block.start == 0 and before >= 150
+    # Both boots streamed the sensor from its first row: every value is the row the board read.
+    k = np.concatenate([np.arange(before), np.arange(len(block) - before)])
+    np.testing.assert_allclose(block.si, rows[k % len(rows)] * reader.info.si_scale)
+    # The buffer's index and board time stay monotonic through the restart.
+    assert np.all(np.diff(block.seq) == 1) and np.all(np.diff(block.t_us) > 0)
+
+
+# ---------------------------------------------------------------- 3. the board resets while recording
+
+def test_recording_continues_through_a_board_reset(tmp_path):
+    rate = 50
+    info = protocol.BoardInfo()
+    n1, n2 = 120, 90  # 2.4 s, then the board restarts and counts from 0 again
+    raw1 = simboard.synth_activity("waving", n1, rate, subject=5, seed=1)
+    raw2 = simboard.synth_activity("jumping", n2, rate, subject=5, seed=1)
+    period = 1_000_000 // rate
+    log = tmp_path / "reset.bin"
+    log.write_bytes(
+        protocol.encode_info(info)
+        + protocol.encode_samples(np.arange(n1), 3_000_000 + np.arange(n1) * period, raw1)
+        + protocol.encode_info(info)  # what a restarted board says first
+        + protocol.encode_samples(np.arange(n2), 40_000 + np.arange(n2) * period, raw2))
+
+    out = tmp_path / "rec"
+    proc = subprocess.run(RECORD + [f"replay://{log}?speed=max", "--subject", "s5", "--label", "mixed",
+                                    "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == f"saved {n1 + n2}"
+
+    rec = load_recording(only(out, "*.csv"))
+    assert len(rec) == n1 + n2 and rec.notes == []
+    assert np.array_equal(raw_counts(rec.si), np.vstack([raw1, raw2]))  # both parts, in order
+    assert np.all(np.diff(rec.t) > 0) and np.all(np.diff(rec.seq) > 0)  # time never runs backwards
+    assert np.allclose(np.diff(rec.t[:n1]), 1 / rate) and np.allclose(np.diff(rec.t[n1:]), 1 / rate)
+    meta = json.loads(only(out, "*.json").read_text())
+    assert meta["samples"] == n1 + n2
+    assert meta["link"]["resets"] == 1 and meta["link"]["lost"] == 0 and meta["link"]["crc_errors"] == 0
+
+
+# ---------------------------------------------------------------- 5. the output cannot be written
+
+def test_output_folder_under_a_file_is_one_clear_error_and_writes_nothing(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    proc = subprocess.run(RECORD + ["sim://?activity=still&rate=100", "--subject", "s1", "--label", "still",
+                                    "--out", str(tmp_path / "notes.txt" / "rec"), "--duration", "1"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("harduino: error: ") and len(proc.stderr.strip().splitlines()) == 1
+    assert "notes.txt" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"  # the file in the way is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
