@@ -17,10 +17,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
-from serial.serialutil import PortNotOpenError, SerialBase, SerialException
+from serial.serialutil import PortNotOpenError, SerialException
 
 from .. import protocol
 from ..errors import UserError
+from . import VirtualPort
 
 PARAMS = ("speed", "loop")
 _PROBE_BYTES = 4096  # an info frame must decode from this much of the start of a log
@@ -77,7 +78,7 @@ def release_offsets(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     return starts + protocol.SAMPLE_FRAME_LEN, seconds
 
 
-class Serial(SerialBase):
+class Serial(VirtualPort):
     """A read-only serial port playing a raw log."""
 
     def open(self):
@@ -172,28 +173,3 @@ class Serial(SerialBase):
 
     def cancel_read(self):
         self._wake.set()
-
-    def _update_rts_state(self):
-        pass
-
-    def _update_dtr_state(self):
-        pass
-
-    def _update_break_state(self):
-        pass
-
-    @property
-    def cts(self):
-        return True
-
-    @property
-    def dsr(self):
-        return True
-
-    @property
-    def ri(self):
-        return False
-
-    @property
-    def cd(self):
-        return True

@@ -9,12 +9,13 @@ drift makes the board clock run fast (+ppm) or slow (-ppm) against the host's.
 
 from __future__ import annotations
 
-from serial.serialutil import PortNotOpenError, SerialBase, SerialException
+from serial.serialutil import PortNotOpenError, SerialException
 
 from ..simboard import SimBoard, SimSettings
+from . import VirtualPort
 
 
-class Serial(SerialBase):
+class Serial(VirtualPort):
     """A serial port whose far end is a SimBoard, booted when the port opens."""
 
     def __init__(self, *args, **kwargs):
@@ -61,28 +62,3 @@ class Serial(SerialBase):
     def cancel_read(self):
         if self.board is not None:
             self.board._wake.set()
-
-    def _update_rts_state(self):
-        pass
-
-    def _update_dtr_state(self):
-        pass
-
-    def _update_break_state(self):
-        pass
-
-    @property
-    def cts(self):
-        return True
-
-    @property
-    def dsr(self):
-        return True
-
-    @property
-    def ri(self):
-        return False
-
-    @property
-    def cd(self):
-        return True
