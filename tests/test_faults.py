@@ -16,6 +16,7 @@ Already proven elsewhere, so not repeated here (tests/test_recording.py):
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -28,7 +29,7 @@ import pytest
 
 from harduino import firmware, protocol, simboard, transport
 from harduino.reader import Reader
-from harduino.recording import load_recording
+from harduino.recording import RecordingNote, load_recording
 from harduino.simboard import PtyBoard
 
 SCALE = protocol.BoardInfo().si_scale
@@ -226,3 +227,34 @@ def test_output_folder_under_a_file_is_one_clear_error_and_writes_nothing(tmp_pa
     assert "notes.txt" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine\n"  # the file in the way is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_full_disk_reports_no_sample_that_is_not_on_disk(tmp_path):
+    """A real full disk (ENOSPC from a 48 kB tmpfs of the recorder's own), not a size limit on one file."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux) to mount a small disk of its own")
+    disk, kept = tmp_path / "disk", tmp_path / "kept"
+    disk.mkdir()
+    kept.mkdir()
+    # In a mount namespace of its own: mount the small disk, record onto it until it is full, keep what is there.
+    script = ('mount -t tmpfs -o size=48k tmpfs "$1" || exit 99; "$2" -m harduino.cli record "$3" --subject s1 '
+              '--label waving --out "$1"; code=$?; cp -a "$1"/. "$4"/; exit $code')
+    url = "sim://?activity=waving&subject=1&seed=2&rate=1000"  # faster than the wire: the board skips slots
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(disk), sys.executable, url, str(kept)],
+                          capture_output=True, text=True, timeout=60)
+    if proc.returncode == 99 or proc.stderr.startswith("unshare:"):
+        pytest.skip(f"cannot mount a small disk here: {proc.stderr.strip()}")
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert err.startswith("harduino: error: ") and len(err.splitlines()) == 1 and "the disk is full" in err
+    saved = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("saved ")]
+    stated = int(err.split("; the ")[1].split()[0])  # "...; the N samples saved before stay loadable."
+    assert saved and stated == saved[-1]  # the error and the last `saved N` tell the same story
+
+    with pytest.warns(RecordingNote):  # the disk filled in the middle of a line
+        rec = load_recording(only(kept, "*.csv"))
+    assert len(rec) >= saved[-1] > 0  # every sample reported saved is on disk
+    k = rec.seq - rec.seq[0]
+    sent = simboard.synth_activity("waving", int(k[-1]) + 1, 1000, subject=1, seed=2, t0=rec.seq[0] / 1000)
+    assert np.array_equal(raw_counts(rec.si), sent[k])
+    assert sorted(p.suffix for p in kept.iterdir()) == [".bin", ".csv", ".json"]  # no half-written leftovers

@@ -257,6 +257,7 @@ class RecordingWriter:
         self.board_columns = board_columns
         self.written = 0  # samples handed to the OS
         self.saved = 0    # samples known to be on disk
+        self.failed = False  # a write failed: nothing more is written or counted as saved
         self._t0_us: int | None = None
         self._file = None
         self._guard(self._open)
@@ -288,12 +289,15 @@ class RecordingWriter:
 
     def _write(self, text: str, n: int) -> None:
         if n:
+            if self.failed:  # a failed write dropped buffered lines: more would leave a hole
+                raise UserError(f"cannot write the recording {self.csv_path}: an earlier write failed; the "
+                                f"{self.saved} samples saved before stay loadable.")
             self._guard(self._file.write, text)
             self.written += n
 
     def sync(self) -> int:
         """Flush and fsync: returns the number of samples durably saved."""
-        if self._file is not None and self.saved < self.written:
+        if self._file is not None and self.saved < self.written and not self.failed:
             self._guard(self._file.flush)
             self._guard(os.fsync, self._file.fileno())
             self.saved = self.written
@@ -306,12 +310,16 @@ class RecordingWriter:
         tmp = side.with_name(side.name + ".tmp")
 
         def write():
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(self.meta, f, indent=2, default=_jsonable)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, side)
+            try:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump(self.meta, f, indent=2, default=_jsonable)
+                    f.write("\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, side)
+            except OSError:
+                tmp.unlink(missing_ok=True)  # the sidecar before stays; leave no half-written copy beside it
+                raise
         self._guard(write)
 
     def close(self) -> None:
@@ -332,6 +340,8 @@ class RecordingWriter:
             if self._file is None:
                 raise UserError(f"cannot create the recording {self.csv_path}: "
                                 f"{_DISK_ERRORS.get(err.errno, err.strerror)}.") from None
+            # Python drops the lines it was writing when a write fails: only what was synced is sure.
+            self.failed, self.written = True, self.saved
             what = _DISK_ERRORS.get(err.errno, err.strerror or str(err))
             raise UserError(f"cannot write the recording {self.csv_path}: {what}; the {self.saved} samples "
                             "saved before stay loadable.") from None
