@@ -8,8 +8,8 @@ happened in its link statistics.
 Already proven elsewhere, so not repeated here (tests/test_recording.py):
 - the recorder killed with SIGKILL keeps every sample it reported `saved N`
   (test_recorder_killed_with_sigkill_leaves_every_sample_it_reported);
-- a disk that fills up (RLIMIT_FSIZE) ends with one error line, exit 2, the saved part loadable
-  (test_disk_full_keeps_what_was_saved);
+- a file that grows past RLIMIT_FSIZE ends with one error line, exit 2, the saved part loadable
+  (test_disk_full_keeps_what_was_saved); here a really full disk (ENOSPC) is tested instead;
 - --out naming a file (test_record_bad_input_is_one_clear_sentence).
 """
 
