@@ -268,6 +268,17 @@ def test_board_reset_is_detected_and_time_stays_monotonic():
     assert decoder.stats.samples_lost == 0
 
 
+def test_a_reset_soon_after_power_up_loses_nothing():
+    # The board restarts 0.4 s after booting: its new times overlap the old ones.
+    before, *_ = clean_stream(20)
+    after, *_ = clean_stream(30, seed=3)
+    info = protocol.encode_info(BoardInfo())
+    for cut in (None, len(info + before), len(info + before + info)):  # the info frame alone, or with samples
+        decoder, seq, t_us, _ = decode_all(info + before + info + after, None if cut is None else [cut])
+        assert decoder.stats.resets == 1 and decoder.stats.stale == 0
+        assert seq.size == 50 and np.all(np.diff(seq) > 0) and np.all(np.diff(t_us) > 0)
+
+
 def test_repeated_and_reordered_frames_are_dropped_as_stale():
     data, seq, _, raw = clean_stream(30)
     frames = frames_of(data)

@@ -246,6 +246,7 @@ class Decoder:
         self.stats = DecoderStats()
         self._pending = b""
         self._last_seq16: int | None = None
+        self._info_pending = False  # an info frame came after the last sample
         self._last_t32 = 0
         self._seq64 = -1  # unwrapped value of the last sample handed on
         self._t64 = -1
@@ -365,7 +366,15 @@ class Decoder:
         self.stats.info_frames += len(infos)
         self.stats.error_frames += len(errors)
 
-        keep, seq, t_us, resets = self._unwrap(frames["seq"].astype(np.int64), frames["t_us"].astype(np.int64))
+        # A sample that follows an info frame may be the first of a new boot (the board
+        # sends one at start-up): a step back there is a reset, never a stale frame.
+        info_at = {p for p, _ in infos} | ({0} if self._info_pending else set())
+        if len(frames):
+            self._info_pending = False
+        if infos and infos[-1][0] == len(frames):
+            self._info_pending = True
+        keep, seq, t_us, resets = self._unwrap(frames["seq"].astype(np.int64), frames["t_us"].astype(np.int64),
+                                               info_at)
         raw = frames["raw"]
         if not keep.all():  # drop stale frames and renumber the infos' positions
             before = np.concatenate([[0], np.cumsum(keep)])
@@ -375,7 +384,7 @@ class Decoder:
         self.stats.samples += int(seq.size)
         return DecodedChunk(seq, t_us, raw.astype(np.int16), infos, errors, resets)
 
-    def _unwrap(self, seq16: np.ndarray, t32: np.ndarray):
+    def _unwrap(self, seq16: np.ndarray, t32: np.ndarray, info_at: set[int]):
         """Unwrap 16-bit sequence and 32-bit µs clock into monotonic int64.
 
         Steps are taken from the last frame handed on. A run of frames that all
@@ -421,7 +430,7 @@ class Decoder:
             ds, dt = int(d_seq[j]), int(d_t[j])
             seq_back = ds == 0 or ds >= _HALF_SEQ
             recent_past = dt == 0 or (dt >= _HALF_TIME and (1 << 32) - dt < _STALE_WINDOW_US)
-            if seq_back and recent_past:  # a repeat or an out-of-order frame: already past it
+            if seq_back and recent_past and j not in info_at:  # a repeat or an out-of-order frame: already past it
                 keep[j] = False
                 self.stats.stale += 1
                 if j + 1 < n:  # the next frame steps from the last one kept, not from this one
