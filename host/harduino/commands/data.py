@@ -106,8 +106,9 @@ def run_record(args) -> int:
         print(f"saved {recorder.writer.saved}", flush=True)
     if failure:
         raise failure
-    if reader.error and recorder.writer.saved == 0:
-        raise UserError(reader.error.rstrip(".") + "; nothing was recorded.")
+    if reader.error:  # the reader stopped early (e.g. its raw log could not be written)
+        kept = f"the {recorder.writer.saved} samples saved are in {path}" if recorder.writer.saved else "nothing was recorded"
+        raise UserError(f"{reader.error.rstrip('.')}; {kept}.")
     print(f"recorded {recorder.writer.saved} samples to {path}", file=sys.stderr)
     return 0
 
