@@ -1,6 +1,23 @@
 """Test set-up shared by every test module."""
 
 import os
+from pathlib import Path
+
+import pytest
 
 # Qt draws real pixels without a screen; set before any Qt import.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def elf() -> Path:
+    """The firmware built for the simulator. Skips without the AVR toolchain, except in CI, where it fails."""
+    from harduino import firmware
+
+    missing = firmware.missing_packages()
+    if missing:
+        message = f"the firmware tests need the Debian packages {' '.join(missing)} (apt-get install them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return firmware.build_firmware()

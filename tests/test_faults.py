@@ -130,17 +130,6 @@ def test_recording_survives_the_port_vanishing_and_coming_back(tmp_path):
 
 # ---------------------------------------------------------------- 2. the real firmware killed and restarted
 
-@pytest.fixture(scope="module")
-def elf() -> Path:
-    missing = firmware.missing_packages()
-    if missing:
-        message = f"the firmware tests need the Debian packages {' '.join(missing)} (apt-get install them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return firmware.build_firmware()
-
-
 def test_reader_follows_the_firmware_through_a_kill_and_restart(tmp_path, elf):
     rows = simboard.synth_activity("running", 500, 50, subject=1, seed=6)
     link = tmp_path / "board"

@@ -9,7 +9,6 @@ tests skip without them, except under CI=true, where they fail.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -27,17 +26,6 @@ from harduino.transport import open_port
 ROOT = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 60.0  # a broken firmware must fail the test, not hang it; no speed is asserted
 EXPECTED_SCALE = np.array([protocol.GRAVITY / 16384] * 3 + [np.radians(1) / 131] * 3)  # ±2 g, ±250 °/s
-
-
-@pytest.fixture(scope="module")
-def elf() -> Path:
-    missing = firmware.missing_packages()
-    if missing:
-        message = f"the firmware tests need the Debian packages {' '.join(missing)} (apt-get install them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return firmware.build_firmware()
 
 
 @pytest.fixture(scope="module")
