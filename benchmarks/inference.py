@@ -49,6 +49,7 @@ def main() -> None:
           + (f", deep models {epochs} epochs at most" if args.quick else ""))
     print(f"  {'arch':9s} {'train s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'p99/period':>10s}   "
           f"{'Pipeline p50/p99 ms':>19s}  size")
+    summaries = []
     with threadpool_limits(1):
         for arch in ARCHITECTURES:
             params = {"epochs": epochs, "verbose": False} if arch in DEEP else {}
@@ -62,7 +63,10 @@ def main() -> None:
             print(f"  {arch:9s} {fit_s:8.2f} {p50:8.3f} {p99:8.3f} {p99 / period_ms:9.1%}   "
                   f"{np.percentile(plain, 50):9.3f}/{np.percentile(plain, 99):<9.3f}  {model_size(est)}",
                   flush=True)
+            summaries.append(f"summary: {arch}: training / single-window p99, features included | {fit_s:.2f} s / "
+                             f"{p99:.3f} ms | p99 < {1 if arch == 'cnn-lstm' else 5} ms")
     print("  p50/p99: the live path bundles use; Pipeline: sklearn's Pipeline.predict_proba on the same model")
+    print("\n".join(summaries))
 
 
 if __name__ == "__main__":

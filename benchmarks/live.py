@@ -180,20 +180,25 @@ def main() -> None:
                 os.sched_setaffinity(0, cores)
             print(f"  fps at {rate} Hz: {fps:5.1f}   tick p50 {p50:.2f} ms, p99 {p99:.2f} ms, process CPU {cpu:.0f} % "
                   f"(model: {what})")
+            print(f"summary: dashboard fps, {rate} Hz, one core offscreen | {fps:.1f} fps (frame p99 {p99:.1f} ms) "
+                  "| >= 30 fps")
 
         stats, window_ms = latency(args.model, int(default.rate_hz), seconds + 2)
         print(f"sample arrival to prediction, {shown(args.model)} ({default.arch}) at "
               f"{default.rate_hz:g} Hz, {stats.predictions} windows:")
         print(f"  latency p50 {stats.latency_p50_ms:.2f} ms, latency p99 {stats.latency_p99_ms:.2f} ms "
               f"(window {window_ms:.3f} ms, model {stats.model_p50_ms:.2f} ms per window; {stats.skipped} skipped)")
+        print(f"summary: sample arrival to prediction, default model | p50 {stats.latency_p50_ms:.2f} ms, "
+              f"p99 {stats.latency_p99_ms:.2f} ms | -")
 
         model, what = model_for_rate(args.model, 100, tmp, per_class)
         print(f"CPU of `harduino live` at 100 Hz, board in another process (model: {what}):")
         cpu_seconds = 3.0 if args.quick else 20.0
-        print(f"  CPU with the dashboard: {live_cpu(model, 100, True, cpu_seconds, warmup):5.1f} % of one core "
-              "(goal < 25 %)")
-        print(f"  CPU in the terminal:    {live_cpu(model, 100, False, cpu_seconds, warmup):5.1f} % of one core "
-              "(goal < 3 %)")
+        gui, terminal = (live_cpu(model, 100, gui, cpu_seconds, warmup) for gui in (True, False))
+        print(f"  CPU with the dashboard: {gui:5.1f} % of one core (goal < 25 %)")
+        print(f"  CPU in the terminal:    {terminal:5.1f} % of one core (goal < 3 %)")
+        print(f"summary: harduino live CPU at 100 Hz, dashboard | {gui:.1f} % of one core | < 25 %")
+        print(f"summary: harduino live CPU at 100 Hz, terminal | {terminal:.1f} % of one core | < 3 %")
 
 
 if __name__ == "__main__":

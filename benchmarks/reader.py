@@ -95,6 +95,7 @@ def main() -> None:
     percent, n, lost = cpu_use_separate_board(seconds)
     print(f"reader CPU, {RATE_HZ} Hz from sim:// served on a pty by another process, {seconds:.0f} s: "
           f"{percent:.2f} % of one core (goal < 2 %; {n} samples, {lost} lost)")
+    print(f"summary: reader CPU, 100 Hz, board in another process | {percent:.2f} % of one core | < 2 %")
     percent, n, lost = cpu_use(f"sim://?activity=walking&rate={RATE_HZ}", seconds)
     print(f"reader CPU, {RATE_HZ} Hz from sim:// in the same process (board synthesis included), "
           f"{seconds:.0f} s: {percent:.2f} % of one core ({n} samples, {lost} lost)")
@@ -103,6 +104,7 @@ def main() -> None:
     print(f"pty write -> read returned, {samples} frames at {RATE_HZ} Hz: latency p50 {a50:.2f} ms, p99 {a99:.2f} ms")
     print(f"pty write -> sample in the buffer, seen by a waiting consumer: latency p50 {v50:.2f} ms, "
           f"p99 {v99:.2f} ms (reads are at most every 20 ms)")
+    print(f"summary: bytes to ring buffer latency | p50 {v50:.1f} ms, p99 {v99:.1f} ms | -")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("-o", "--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = ap.parse_args()
     scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
-    sections = []
+    sections, summary = [], []
     for script in scripts:
         cmd = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
         print(f"== {script.name}", flush=True)
@@ -45,14 +45,19 @@ def main() -> None:
         if result.returncode != 0:
             text += f"\n[exit {result.returncode}] {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ''}"
         print(text, flush=True)
+        summary += [line.removeprefix("summary:").strip().split(" | ") for line in text.splitlines()
+                    if line.startswith("summary:")]
         sections.append(f"## {script.stem}\n\n`python benchmarks/{script.name}`\n\n```\n{text}\n```\n")
     header = (
         "# Benchmarks\n\n"
         f"Written by `make bench` on {datetime.date.today().isoformat()}.\n\n"
         f"Machine: {machine()}.\n\n"
+        "| measure | figure | goal |\n|---|---|---|\n"
+        + "".join(f"| {' | '.join(row)} |\n" for row in summary)
+        + "\nThe full output of each benchmark follows.\n\n"
     )
     args.out.write_text(header + "\n".join(sections))
-    print(f"wrote {args.out.relative_to(ROOT)}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

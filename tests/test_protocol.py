@@ -300,6 +300,6 @@ def test_command_bytes():
 def test_decode_benchmark_prints_its_figures():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "decode.py"), "--quick"],
                          capture_output=True, text=True, check=True).stdout
-    for name in ("harduino Decoder", "struct.unpack per frame", "text line split", "wire limit"):
+    for name in ("harduino Decoder", "struct.unpack per frame", "text line split", "wire limit", "summary: decode"):
         assert name in out
     assert "M/s" in out
