@@ -303,3 +303,15 @@ def test_decode_benchmark_prints_its_figures():
     for name in ("harduino Decoder", "struct.unpack per frame", "text line split", "wire limit", "summary: decode"):
         assert name in out
     assert "M/s" in out
+
+
+def test_a_frame_cut_off_by_a_lost_connection_is_discarded_not_mixed_with_new_bytes():
+    data, seq, *_ = clean_stream(10)
+    decoder = Decoder()
+    decoder.feed(data[: 4 * 23 + 9])  # the link drops mid-frame
+    decoder.discard_pending()
+    chunk = decoder.feed(data[5 * 23 :])  # the board is back
+    s = decoder.stats
+    assert s.crc_errors == 0 and s.samples_lost == 1 and s.bytes_skipped == 9
+    assert s.bytes_in == s.frame_bytes + s.bytes_skipped + decoder.pending_bytes
+    np.testing.assert_array_equal(chunk.seq, seq[5:])

@@ -255,6 +255,11 @@ class Decoder:
     def pending_bytes(self) -> int:
         return len(self._pending)
 
+    def discard_pending(self) -> None:
+        """Forget a frame cut off by a lost connection: its rest will never come (counted as skipped)."""
+        self.stats.bytes_skipped += len(self._pending)
+        self._pending = b""
+
     def feed(self, data: bytes) -> DecodedChunk:
         self.stats.bytes_in += len(data)
         buf = self._pending + bytes(data)
