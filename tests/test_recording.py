@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harduino import cli, dataset, protocol, simboard
+from harduino import dataset, protocol, simboard
 from harduino.errors import UserError
 from harduino.reader import Reader
 from harduino.recording import RecordingNote, load_recording, write_recording
@@ -111,17 +111,22 @@ def test_not_a_recording(tmp_path):
 
 # ---------------------------------------------------------------- the recorder
 
+def saved_counts(proc: subprocess.Popen, n: int) -> list[int]:
+    """The first n `saved N` figures a recorder subprocess prints."""
+    saved = []
+    while len(saved) < n:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        if line.startswith("saved "):
+            saved.append(int(line.split()[1]))
+    return saved
+
 def test_recorder_killed_with_sigkill_leaves_every_sample_it_reported(tmp_path):
     url = "sim://?activity=running&subject=3&seed=5&rate=200"
     proc = subprocess.Popen(RECORD + [url, "--subject", "s3", "--label", "running", "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        saved = []
-        while len(saved) < 3:
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read()
-            if line.startswith("saved "):
-                saved.append(int(line.split()[1]))
+        saved = saved_counts(proc, 3)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -283,11 +288,7 @@ def test_board_unplugged_mid_session_then_recorder_stopped_keeps_everything(tmp_
     proc = subprocess.Popen(RECORD + [path, "--subject", "s4", "--label", "jumping", "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        saved = []
-        while len(saved) < 3:
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read()
-            saved.append(int(line.split()[1]))
+        saved = saved_counts(proc, 3)
         board.unplug()
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)

@@ -27,6 +27,8 @@ from .errors import UserError
 from .protocol import BoardInfo
 
 
+INFO_TIMEOUT_S = 5.0  # a board answers `info` within milliseconds; a silent port is not a board
+
 # ---------------------------------------------------------------- ring buffer
 
 @dataclass
@@ -173,6 +175,20 @@ class Reader(threading.Thread):
 
     # -- control
 
+    def wait_for_info(self, timeout: float = INFO_TIMEOUT_S) -> BoardInfo:
+        """The board's info frame (samples flow only after it); UserError if it does not come."""
+        deadline = time.monotonic() + timeout
+        while self.info is None:
+            if self.error:
+                raise UserError(self.error)
+            if self.finished.is_set():
+                raise UserError(f"{self.url} ended before the board said who it is (no info frame).")
+            if time.monotonic() > deadline:
+                raise UserError(f"no board info frame from {self.url} within {timeout:.0f} s: is it a Harduino "
+                                "board running the firmware at 115200 baud?")
+            self.finished.wait(0.02)
+        return self.info
+
     def stop(self, timeout: float | None = 5.0) -> None:
         """Stop reading and wait for the thread to end (closes the port and the raw log)."""
         self._stop_event.set()
@@ -224,6 +240,7 @@ class Reader(threading.Thread):
     def _read_connection(self) -> None:
         port = self._port
         self._connected, self._scale, self._logging = True, None, False
+        self._decoder.discard_pending()  # a frame half-read before a reconnect would fail its CRC
         self._prelog.clear()
         self._drift.clear()
         port.write(protocol.command("info"))

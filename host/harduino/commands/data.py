@@ -16,7 +16,6 @@ from ..errors import UserError
 from ..reader import Reader
 from ..recording import SessionRecorder, check_label, free_stem, prepare_folder, recording_stem
 
-INFO_TIMEOUT_S = 5.0
 BUFFER_SAMPLES = 1 << 18  # over four minutes at 1 kHz: a stalled disk loses nothing
 
 
@@ -76,7 +75,7 @@ def run_record(args) -> int:
     recorder, failure = None, None
     reader.start()
     try:
-        info = wait_for_info(reader, args.port)
+        info = reader.wait_for_info()
         max_samples = None if args.duration is None else int(round(args.duration * info.rate_hz))
         recorder = SessionRecorder(reader, folder, stem, args.subject, label, labels, raw_log=raw_log,
                                    max_samples=max_samples)
@@ -111,21 +110,6 @@ def run_record(args) -> int:
         raise UserError(f"{reader.error.rstrip('.')}; {kept}.")
     print(f"recorded {recorder.writer.saved} samples to {path}", file=sys.stderr)
     return 0
-
-
-def wait_for_info(reader: Reader, port: str):
-    """The board's info frame: the reader records nothing until it has one."""
-    deadline = time.monotonic() + INFO_TIMEOUT_S
-    while reader.info is None:
-        if reader.error:
-            raise UserError(reader.error)
-        if reader.finished.is_set():
-            raise UserError(f"{port} ended before the board said who it is (no info frame).")
-        if time.monotonic() > deadline:
-            raise UserError(f"no board info frame from {port} within {INFO_TIMEOUT_S:.0f} s: is it a Harduino "
-                            "board running the firmware at 115200 baud?")
-        time.sleep(0.02)
-    return reader.info
 
 
 def _record_loop(recorder: SessionRecorder, reader: Reader, stop: threading.Event) -> None:

@@ -11,10 +11,10 @@ import sys
 import time
 
 from ..errors import UserError
+from ..reader import INFO_TIMEOUT_S
 from .predictor import Prediction, PredictorStats
 from .session import LiveSession
 
-INFO_TIMEOUT_S = 5.0
 _BAR = 20            # characters of a full probability bar
 _REDRAW_S = 0.1      # a terminal table is redrawn at most this often
 _LINE_EVERY_S = 1.0  # a pipe gets a line at least this often (board time) while predicting
@@ -22,17 +22,7 @@ _LINE_EVERY_S = 1.0  # a pipe gets a line at least this often (board time) while
 
 def wait_until_streaming(session: LiveSession, timeout: float = INFO_TIMEOUT_S) -> None:
     """Return once the board has said its rate and predictions can start; UserError if they cannot."""
-    reader = session.reader
-    deadline = time.monotonic() + timeout
-    while reader.info is None:
-        if reader.error:
-            raise UserError(reader.error)
-        if reader.finished.is_set():
-            raise UserError(f"{reader.url} ended before the board said who it is (no info frame).")
-        if time.monotonic() > deadline:
-            raise UserError(f"no board info frame from {reader.url} within {timeout:.0f} s: is it a Harduino "
-                            "board running the firmware at 115200 baud?")
-        reader.finished.wait(0.02)
+    session.reader.wait_for_info(timeout)
     session.poll()
     if session.model_error:
         raise UserError(session.model_error)
