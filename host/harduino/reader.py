@@ -28,6 +28,10 @@ from .protocol import BoardInfo
 
 
 INFO_TIMEOUT_S = 5.0  # a board answers `info` within milliseconds; a silent port is not a board
+# Read at most once a dashboard frame (30 fps). A wake-up after sleeping costs the same few
+# hundred µs of cold-cache work whether it brings one frame or ten, so at 100 Hz reading each
+# frame as it comes would cost 5x the CPU for latency nobody sees. Slower streams wait not at all.
+READ_INTERVAL_S = 1 / 30
 
 # ---------------------------------------------------------------- ring buffer
 
@@ -63,6 +67,7 @@ class SampleBuffer:
         self._si = np.zeros((capacity, 6), dtype=np.float64)
         self._total = 0
         self._changed = threading.Condition()
+        self._awaited: list[int] = []  # the index each waiting thread waits to see passed
 
     @property
     def total(self) -> int:
@@ -70,19 +75,24 @@ class SampleBuffer:
         return self._total
 
     def append(self, seq, t_us, host_t, si) -> None:
+        """Add n samples: seq, t_us (n,) arrays, host_t one arrival time or (n,), si (n, 6)."""
         n = len(seq)
         if n == 0:
             return
         keep = slice(max(0, n - self.capacity), n)  # more than fits: only the newest matter
         with self._changed:
-            first = self._total + keep.start
-            slots = (first + np.arange(keep.stop - keep.start)) % self.capacity
-            self._seq[slots] = np.asarray(seq)[keep]
-            self._t_us[slots] = np.asarray(t_us)[keep]
-            self._host_t[slots] = np.broadcast_to(host_t, (n,))[keep]
-            self._si[slots] = np.asarray(si)[keep]
+            first = (self._total + keep.start) % self.capacity
+            if first + keep.stop - keep.start <= self.capacity:  # the usual case: one slice, no wrap
+                slots = slice(first, first + keep.stop - keep.start)
+            else:
+                slots = (first + np.arange(keep.stop - keep.start)) % self.capacity
+            self._seq[slots] = seq[keep]
+            self._t_us[slots] = t_us[keep]
+            self._host_t[slots] = host_t if np.ndim(host_t) == 0 else host_t[keep]
+            self._si[slots] = si[keep]
             self._total += n
-            self._changed.notify_all()
+            if any(index < self._total for index in self._awaited):  # wake only those whose sample came
+                self._changed.notify_all()
 
     def since(self, index: int) -> Block:
         """Copies of the samples from index on (or from the oldest still held, if it was overwritten)."""
@@ -97,7 +107,13 @@ class SampleBuffer:
     def wait(self, index: int, timeout: float | None = None) -> bool:
         """Block until the buffer holds samples past index (True) or the timeout passes (False)."""
         with self._changed:
-            return self._changed.wait_for(lambda: self._total > index, timeout)
+            if self._total > index:
+                return True
+            self._awaited.append(index)
+            try:
+                return self._changed.wait_for(lambda: self._total > index, timeout)
+            finally:
+                self._awaited.remove(index)
 
 
 # ---------------------------------------------------------------- link statistics
@@ -144,7 +160,7 @@ class Reader(threading.Thread):
     """Reads a port in the background into `buffer`; see the module docstring."""
 
     def __init__(self, url: str, *, capacity: int = 1 << 16, raw_log: str | Path | None = None,
-                 read_timeout: float = 0.1, min_interval: float = 0.02) -> None:
+                 read_timeout: float = 0.1, min_interval: float = READ_INTERVAL_S) -> None:
         super().__init__(name=f"reader {url}", daemon=True)
         self.url = url
         self.buffer = SampleBuffer(capacity)
@@ -153,9 +169,7 @@ class Reader(threading.Thread):
         self.finished = threading.Event()
         self.raw_log = Path(raw_log) if raw_log is not None else None
         self._read_timeout = read_timeout
-        # Wake at most once per min_interval: every wake-up costs the same few hundred µs of
-        # cold-cache decoding whether it brings one frame or five, and 20 ms is below what a
-        # person sees in a plot. Streams slower than 1/min_interval are not delayed at all.
+        # Wake at most once per min_interval: see READ_INTERVAL_S.
         self._min_interval = min_interval
         self._last_read = 0.0
         self._stop_event = threading.Event()
@@ -245,14 +259,18 @@ class Reader(threading.Thread):
         self._drift.clear()
         port.write(protocol.command("info"))
         while not self._stop_event.is_set():
-            data = port.read(1)  # blocks until bytes come or the timeout passes
+            pause = self._last_read + self._min_interval - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)  # short: stop() is still answered within min_interval
+            # A steady stream has bytes waiting after the pause: one read, no wait in select.
+            # Otherwise block until the first byte comes (or the timeout passes), then take the rest.
+            waiting = port.in_waiting
+            data = port.read(waiting or 1)
             if data:
-                pause = self._last_read + self._min_interval - time.monotonic()
-                if pause > 0:
-                    self._stop_event.wait(pause)
-                data += port.read(port.in_waiting)  # and whatever came with them, in one piece
+                if not waiting:
+                    data += port.read(port.in_waiting)
                 self._last_read = time.monotonic()
-                self._take(data, time.monotonic())
+                self._take(data, self._last_read)
             elif getattr(port, "at_end", False):  # replay:// has played the whole log
                 self._note = "end of stream"
                 return
