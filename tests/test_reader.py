@@ -51,6 +51,28 @@ def test_buffer_wait_wakes_on_append():
     assert buf.wait(0, timeout=5) and buf.total == 3
 
 
+def test_buffer_waiters_each_wake_when_their_own_sample_comes():
+    import threading
+    buf = SampleBuffer(64)
+    woke: dict[int, int] = {}
+
+    def waiter(index):
+        assert buf.wait(index, timeout=5)
+        woke[index] = buf.total  # how much had come when this waiter saw its sample
+
+    threads = [threading.Thread(target=waiter, args=(i,)) for i in (2, 9)]
+    for t in threads:
+        t.start()
+    while len(buf._awaited) < 2:  # both are waiting before anything comes
+        threading.Event().wait(0.005)
+    _fill(buf, 0, 4)  # passes index 2 only
+    threads[0].join(5)
+    assert woke == {2: 4} and threads[1].is_alive()
+    _fill(buf, 4, 6)  # passes index 9
+    threads[1].join(5)
+    assert woke == {2: 4, 9: 10} and buf._awaited == []
+
+
 # ---------------------------------------------------------------- Reader on sim://
 
 def test_sim_through_the_reader_is_evenly_spaced_continuous_and_in_si():
