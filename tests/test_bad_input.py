@@ -175,3 +175,50 @@ def test_live_with_a_folder_that_is_not_a_bundle(tmp_path):
 def test_import_from_somewhere_that_has_no_data(tmp_path):
     result = harduino("import", "basicmotions", tmp_path / "nothing-here", tmp_path / "out")
     assert_one_sentence(result, "nothing-here")
+
+
+# ---------------------------------------------------------------- options and output paths
+
+def in_process(capsys, *args) -> tuple[int, str]:
+    """Run the CLI here (the checks come before any port or training): exit code and stderr."""
+    from harduino.cli import main
+
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, option", [
+    (("train", SIM, "--arch", "rf", "--step", "0"), "--step"),
+    (("train", SIM, "--arch", "mlp", "--epochs", "0"), "--epochs"),
+    (("train", SIM, "--arch", "mlp", "--batch-size", "0"), "--batch-size"),
+    (("train", SIM, "--arch", "cnn", "--lr", "-0.1"), "--lr"),
+    (("evaluate", SIM, "--arch", "lstm", "--hidden", "0"), "--hidden"),
+    (("compare", SIM, "--archs", "cnn", "--filters", "-4"), "--filters"),
+    (("stream", "sim://?activity=walking", "--duration", "-2"), "--duration"),
+    (("simulate", "--duration", "0"), "--duration"),
+    (("record", "sim://?activity=walking", "--subject", "a", "--duration", "0"), "--duration"),
+    (("live", "sim://?activity=walking", "--no-gui", "--seconds", "0"), "--seconds"),
+])
+def test_a_number_that_must_be_positive(capsys, args, option):
+    code, err = in_process(capsys, *args)
+    assert code == 2 and err.startswith(f"harduino: error: {option} must be a positive number"), err
+
+
+@pytest.mark.parametrize("command", ["record", "live"])
+def test_a_blank_subject(capsys, tmp_path, command):
+    code, err = in_process(capsys, command, "sim://?activity=walking", "--subject", "  ", "--duration", "1",
+                           "--out", tmp_path, *(["--no-gui"] if command == "live" else []))
+    assert code == 2 and "needs a subject" in err, err
+    assert not list(tmp_path.iterdir())  # nothing recorded under a blank name
+
+
+def test_train_into_a_path_through_a_file_fails_before_training(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, err = in_process(capsys, "train", SIM, "--arch", "rf", "-o", tmp_path / "afile" / "bundle")
+    assert code == 2 and "afile is a file" in err and "Traceback" not in err, err
+
+
+def test_evaluate_with_a_confusion_image_through_a_file(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, err = in_process(capsys, "evaluate", SIM, "--arch", "rf", "--png", tmp_path / "afile" / "cm.png")
+    assert code == 2 and "confusion matrix" in err and "afile is a file" in err, err

@@ -175,6 +175,20 @@ def test_record_button_and_label_keys_write_a_recording(qtbot, qapp, tmp_path):
     window.close()
 
 
+def test_record_with_a_blank_subject_says_so_and_records_nothing(qtbot, qapp, tmp_path):
+    window = Dashboard(LiveSession(DEFAULT_MODEL), seconds=SECONDS, out=tmp_path)
+    qtbot.addWidget(window)
+    window.show()
+    window.connect_port("sim://?activity=walking&speed=1")
+    run_until(qapp, lambda: window.session.reader.info is not None)
+    window.subject_edit.setText("   ")
+    qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
+    assert window.recording is None and not window.record_button.isChecked()
+    assert "needs a subject" in window.statusBar().currentMessage()
+    assert not list(tmp_path.iterdir())
+    window.close()
+
+
 def test_an_unplugged_board_shows_and_comes_back(qtbot, qapp, tmp_path):
     link = tmp_path / "board"  # a stable name, as /dev/serial/by-id gives a real board
     board = PtyBoard(transport.open_port("sim://?rate=50&activity=still"))

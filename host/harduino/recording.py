@@ -221,6 +221,14 @@ def check_label(label: str) -> str:
     return label
 
 
+def check_subject(subject: str) -> str:
+    """Who a recording is of, never blank: held-out evaluation splits on it."""
+    subject = subject.strip()
+    if not subject:
+        raise UserError("a recording needs a subject: who is moving (a name or a number).")
+    return subject
+
+
 def prepare_folder(folder: str | Path) -> Path:
     """The folder to record into, created if need be; UserError if that cannot be."""
     folder = Path(folder)

@@ -1,1 +1,30 @@
-"""Subcommands of the `harduino` CLI, one module per group."""
+"""Subcommands of the `harduino` CLI, one module per group, and the checks they share on their options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def check_positive(args, *options: str) -> None:
+    """One clear sentence for a numeric option that must be above zero (an option not given is fine)."""
+    for name in options:
+        value = getattr(args, name, None)
+        if value is not None and not value > 0:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive number, not {value:g}.")
+
+
+def check_writable(path: Path, what: str, *, folder: bool) -> None:
+    """Before any work: UserError if `path` (a folder, or a file) could never be written there.
+
+    That is when something on its way is a file, or a file would replace a folder.
+    CI and many users run as root, so permissions are left to the write itself.
+    """
+    if not folder and path.is_dir():
+        raise UserError(f"cannot write the {what} {path}: it is a folder.")
+    for place in (path, *path.parents) if folder else path.parents:
+        if place.exists():
+            if not place.is_dir():
+                raise UserError(f"cannot write the {what} {path}: {place} is a file, not a folder.")
+            return

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..reader import Reader
-from ..recording import SessionRecorder, check_label, free_stem, prepare_folder, recording_stem
+from ..recording import SessionRecorder, check_label, check_subject, free_stem, prepare_folder, recording_stem
+from . import check_positive
 
 BUFFER_SAMPLES = 1 << 18  # over four minutes at 1 kHz: a stalled disk loses nothing
 
@@ -61,8 +62,8 @@ def run_record(args) -> int:
     label = check_label(args.label.strip())
     if labels and label and label not in labels:
         raise UserError(f"unknown label {label!r}: --label must be one of --labels ({', '.join(labels)}).")
-    if args.duration is not None and not args.duration > 0:
-        raise UserError("--duration must be a positive number of seconds.")
+    check_positive(args, "duration")
+    args.subject = check_subject(args.subject)
     folder = prepare_folder(args.out)
     stem = free_stem(folder, recording_stem(args.subject, label or "session", datetime.datetime.now().astimezone()))
     raw_log = folder / f"{stem}.bin"

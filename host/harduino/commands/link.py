@@ -16,6 +16,7 @@ from .. import firmware, transport
 from ..errors import UserError
 from ..reader import Reader
 from ..simboard import ACTIVITIES, PtyBoard
+from . import check_positive
 
 SAMPLE_HEADER = "seq,t_us,ax,ay,az,gx,gy,gz"
 
@@ -83,12 +84,14 @@ def run_ports(args) -> int:
 # ---------------------------------------------------------------- stream and replay
 
 def run_stream(args) -> int:
+    check_positive(args, "duration")
     if args.raw_log is not None and not args.raw_log.parent.is_dir():
         raise UserError(f"cannot write the raw log {args.raw_log}: its folder does not exist.")
     return follow(args.port, samples=args.samples, raw_log=args.raw_log, duration=args.duration)
 
 
 def run_replay(args) -> int:
+    check_positive(args, "duration")
     if not args.file.is_file():
         raise UserError(f"no such raw log file: {args.file}.")
     query = urlencode({"speed": args.speed, **({"loop": 1} if args.loop else {})})
@@ -152,6 +155,7 @@ def sim_url(args) -> str:
 
 
 def run_simulate(args) -> int:
+    check_positive(args, "duration")
     if args.firmware:
         return firmware.simulate_firmware(activity=args.activity or "walking", script=args.script,
                                           subject=args.subject, seed=args.seed, rate_hz=args.rate,

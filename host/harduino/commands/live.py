@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..live.predictor import SMOOTHING
+from ..recording import check_subject
+from . import check_positive
 
 
 def add_commands(subparsers) -> None:
@@ -41,16 +43,10 @@ def has_display() -> bool:
 
 
 def run_live(args) -> int:
-    if args.step is not None and args.step < 1:
-        raise UserError("--step must be a positive number of samples.")
-    if args.smooth < 1:
-        raise UserError("--smooth must be at least 1 window.")
+    check_positive(args, "step", "smooth", "duration", "seconds")
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError("--threshold must be a probability between 0 and 1.")
-    if args.duration is not None and not args.duration > 0:
-        raise UserError("--duration must be a positive number of seconds.")
-    if not args.seconds > 0:
-        raise UserError("--seconds must be a positive number of seconds.")
+    args.subject = check_subject(args.subject)
 
     from ..live.session import LiveSession
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from . import check_positive, check_writable
 
 DEEP_OPTIONS = ("epochs", "batch_size", "lr", "hidden", "filters")
 
@@ -99,11 +100,13 @@ def _params(args, arch: str, epoch_bar: bool = False) -> dict:
             **{k: getattr(args, k) for k in DEEP_OPTIONS if getattr(args, k) is not None}}
 
 
-def _check_feature_set(name: str) -> None:
+def _check_options(args) -> None:
+    """The options train, evaluate and compare share: one clear sentence before any work."""
     from ..features import FEATURE_SETS
 
-    if name not in FEATURE_SETS:
-        raise UserError(f"unknown feature set {name!r}; choose one of {', '.join(FEATURE_SETS)}.")
+    if args.features not in FEATURE_SETS:
+        raise UserError(f"unknown feature set {args.features!r}; choose one of {', '.join(FEATURE_SETS)}.")
+    check_positive(args, "step", *DEEP_OPTIONS)
 
 
 def _training_summary(ws, folder: Path) -> dict:
@@ -129,10 +132,11 @@ def run_train(args) -> int:
     from ..models.evaluation import run_folds, subject_folds
 
     arch = check_arch(args.arch)
-    _check_feature_set(args.features)
+    _check_options(args)
+    out = args.out or Path("models") / arch
+    check_writable(out, "model bundle", folder=True)  # now, not after the training
     ws = _windows(args.data, args.channels, args.step)
     _require_classes(ws, args.data)
-    out = args.out or Path("models") / arch
     metrics = {}
     if not args.no_cv and np.unique(ws.sessions).size >= 2:  # folds of subjects, or of sessions
         how, idx = subject_folds(ws)
@@ -151,10 +155,13 @@ def run_train(args) -> int:
         metrics["validation"] = {"method": "held-out sessions, early stopping", "epochs": len(net.history_),
                                  "best_epoch": net.best_epoch_, "accuracy": round(best["val_accuracy"], 4)}
     metrics["training_time_s"] = round(fit_s, 2)
-    save_bundle(est, out, {
-        "architecture": arch, "channel_set": args.channels, "window": ws.size, "step": ws.step,
-        "rate_hz": ws.rate_hz, "feature_set": args.features, "seed": args.seed,
-        "training_data": _training_summary(ws, args.data), "metrics": metrics})
+    try:
+        save_bundle(est, out, {
+            "architecture": arch, "channel_set": args.channels, "window": ws.size, "step": ws.step,
+            "rate_hz": ws.rate_hz, "feature_set": args.features, "seed": args.seed,
+            "training_data": _training_summary(ws, args.data), "metrics": metrics})
+    except OSError as err:
+        raise UserError(f"cannot write the model bundle {out}: {err.strerror or err}.") from None
     print(f"trained {arch} ({model_size(est)}) on {len(ws)} windows of {len(np.unique(ws.sessions))} sessions "
           f"in {fit_s:.1f} s; saved {out}")
     return 0
@@ -166,6 +173,10 @@ def run_evaluate(args) -> int:
 
     if (args.model is None) == (args.arch is None):
         raise UserError("give either --arch NAME (cross-validate it) or --model BUNDLE (test a saved model).")
+    _check_options(args)
+    name = args.model.name if args.model is not None else check_arch(args.arch)
+    png_path = args.png or Path(f"confusion-{name}.png")
+    check_writable(png_path, "confusion matrix", folder=False)
     if args.model is not None:
         bundle = load_bundle(args.model)
         ws = _windows(args.data, bundle.channel_set, bundle.step, bundle.window)
@@ -176,20 +187,21 @@ def run_evaluate(args) -> int:
                             f"({', '.join(unknown)}); test it on data of its classes "
                             f"({', '.join(bundle.classes_)}).")
         scores = Scores(ws.y, bundle.predict(ws.X), bundle.classes_)
-        name, how = args.model.name, f"model {args.model} on {args.data}"
+        how = f"model {args.model} on {args.data}"
     else:
-        arch = check_arch(args.arch)
-        _check_feature_set(args.features)
         ws = _windows(args.data, args.channels, args.step)
         _require_classes(ws, args.data)
         how, idx = subject_folds(ws)
-        result = run_folds(arch, [(ws.subset(a), ws.subset(b)) for a, b in idx], feature_set=args.features,
-                           random_state=args.seed, progress=not args.quiet, **_params(args, arch))
-        scores, name = result.scores, arch
-        how = f"{arch} on {args.data}, {how}"
+        result = run_folds(name, [(ws.subset(a), ws.subset(b)) for a, b in idx], feature_set=args.features,
+                           random_state=args.seed, progress=not args.quiet, **_params(args, name))
+        scores = result.scores
+        how = f"{name} on {args.data}, {how}"
     print(how)
     print(scores.report())
-    png = scores.plot_confusion(args.png or Path(f"confusion-{name}.png"), how)
+    try:
+        png = scores.plot_confusion(png_path, how)
+    except OSError as err:
+        raise UserError(f"cannot write the confusion matrix {png_path}: {err.strerror or err}.") from None
     print(f"confusion matrix: {png}")
     return 0
 
@@ -199,7 +211,7 @@ def run_compare(args) -> int:
     from ..models.evaluation import run_folds, subject_folds
 
     archs = [check_arch(a.strip()) for a in args.archs.split(",")] if args.archs else list(ARCHITECTURES)
-    _check_feature_set(args.features)
+    _check_options(args)
     ws = _windows(args.data, args.channels, args.step)
     _require_classes(ws, args.data)
     if args.test is not None:

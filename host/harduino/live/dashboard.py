@@ -20,6 +20,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from .. import transport
 from ..errors import UserError
+from ..recording import check_subject
 from ..simboard import ACTIVITIES
 from .predictor import UNCERTAIN
 from .recorder import BackgroundRecording
@@ -358,7 +359,7 @@ class Dashboard(QtWidgets.QMainWindow):
             try:
                 if reader is None:
                     raise UserError("connect a board before recording.")
-                self.recording = BackgroundRecording(reader, self.out, self.subject_edit.text().strip() or "1",
+                self.recording = BackgroundRecording(reader, self.out, check_subject(self.subject_edit.text()),
                                                      self.labels(), self.next_label)
             except UserError as err:
                 self.statusBar().showMessage(str(err), 15000)
