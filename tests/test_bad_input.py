@@ -222,3 +222,10 @@ def test_evaluate_with_a_confusion_image_through_a_file(capsys, tmp_path):
     (tmp_path / "afile").write_text("x")
     code, err = in_process(capsys, "evaluate", SIM, "--arch", "rf", "--png", tmp_path / "afile" / "cm.png")
     assert code == 2 and "confusion matrix" in err and "afile is a file" in err, err
+
+
+def test_import_of_a_file_that_is_not_text(capsys, tmp_path):
+    (tmp_path / "BasicMotions_TRAIN.ts").write_bytes(b"\xff\xfe\x00\x01" * 50)
+    (tmp_path / "BasicMotions_TEST.ts").write_bytes(b"\xff\xfe\x00\x01" * 50)
+    code, err = in_process(capsys, "import", "basicmotions", tmp_path, tmp_path / "out")
+    assert code == 2 and "BasicMotions_TRAIN.ts is not a text file" in err, err

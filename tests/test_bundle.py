@@ -118,7 +118,8 @@ def test_a_skops_file_naming_untrusted_types_is_refused(sim, tmp_path, no_pickle
 
 
 @pytest.mark.parametrize("damage", ["not json", "unknown format", "no classes", "unknown network option",
-                                    "other weights file"])
+                                    "other weights file", "unknown architecture", "channels not the set",
+                                    "negative rate", "a list, not an object"])
 def test_a_damaged_bundle_json_is_one_sentence(damage, saved, tmp_path):
     folder, info, _ = copy_of(saved, tmp_path)
     text = json.dumps(info)
@@ -134,10 +135,25 @@ def test_a_damaged_bundle_json_is_one_sentence(damage, saved, tmp_path):
         text = json.dumps({**info, "network": {**info["network"], "exec": "rm -rf"}})
     elif damage == "other weights file":
         text = json.dumps({**info, "weights": {**info["weights"], "file": "../../etc/passwd"}})
+    elif damage == "unknown architecture":
+        text = json.dumps({**info, "architecture": "transformer"})
+    elif damage == "channels not the set":
+        text = json.dumps({**info, "channels": info["channels"][:1]})
+    elif damage == "negative rate":
+        text = json.dumps({**info, "rate_hz": -50})
+    elif damage == "a list, not an object":
+        text = json.dumps([info])
     (folder / "bundle.json").write_text(text)
     with pytest.raises(UserError) as err:
         load_bundle(folder)
     assert "\n" not in str(err.value) and str(folder) in str(err.value)
+
+
+def test_a_bundle_of_another_format_version_says_so(saved, tmp_path):
+    folder, info, _ = copy_of(saved, tmp_path)
+    (folder / "bundle.json").write_text(json.dumps({**info, "version": 2}))
+    with pytest.raises(UserError, match="format version 2, and this harduino reads version 1"):
+        load_bundle(folder)
 
 
 def test_a_folder_that_is_not_a_bundle(tmp_path):

@@ -69,6 +69,13 @@ def test_a_csv_written_by_hand_loads_like_a_recorded_one(tmp_path):
     assert list(rec.labels) == ["still", "still", "", "still, mostly"]
 
 
+def test_a_recording_stopped_before_its_first_sample_loads_empty(tmp_path):
+    (tmp_path / "none.csv").write_text("t,ax,ay,az,gx,gy,gz,label\n")
+    (tmp_path / "none.json").write_text(json.dumps({"subject": "s1", "rate_hz": 50}))
+    rec = load_recording(tmp_path / "none.csv")
+    assert len(rec) == 0 and rec.si.shape == (0, 6) and rec.labels.shape == (0,)
+
+
 def test_half_written_last_line_is_skipped_with_a_note(tmp_path):
     raw = simboard.synth_activity("walking", 40, 50)
     path = write_recording(tmp_path, "cut", np.arange(40) / 50, raw * SCALE, "walking",

@@ -84,7 +84,11 @@ def _pick(names: list[str], read) -> dict[str, tuple[str, str]]:
         for ext in _FORMATS:  # .ts first: the archive's own format
             matches = sorted(n for n in names if n.replace("\\", "/").rsplit("/", 1)[-1] == stem + ext)
             if matches:
-                found[split] = (matches[0].rsplit("/", 1)[-1], read(matches[0]))
+                name = matches[0].rsplit("/", 1)[-1]
+                try:
+                    found[split] = (name, read(matches[0]))
+                except UnicodeDecodeError:
+                    raise UserError(f"{name} is not a text file; the archive's .ts and .arff files are text.") from None
                 break
     return found
 

@@ -140,6 +140,8 @@ def load_recording(path: str | Path) -> Recording:
 
 def _cells(lines: list[str], width: int, path: Path) -> np.ndarray:
     """The CSV body as an (n, width) array of strings; UserError naming a line with the wrong field count."""
+    if not lines:  # a header and nothing yet: a recorder stopped before the first sample
+        return np.empty((0, width), dtype=str)
     if any('"' in line for line in lines):
         rows = list(csv.reader(lines))  # quoted fields: the csv module's rules
         fields = np.array([len(r) for r in rows], dtype=np.int64)

@@ -27,8 +27,9 @@ from sklearn.pipeline import Pipeline
 
 from ..dataset import ChannelScaler, channel_names
 from ..errors import UserError
-from .deep import TorchClassifier
+from .deep import NETWORKS, TorchClassifier
 from .inference import compile_predict_proba
+from .shallow import CLASSIFIERS
 
 FORMAT = "harduino-model-bundle"
 VERSION = 1
@@ -169,19 +170,24 @@ def load_bundle(folder: str | Path) -> Bundle:
     if not meta_path.is_file():
         raise UserError(f"{folder} is not a model bundle (it has no {META_FILE}); "
                         "train one with: harduino train DATA --arch NAME -o FOLDER.")
+    damaged = UserError(f"{meta_path} is damaged or not a harduino model bundle; retrain the model.")
     try:
         meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError("not a harduino bundle")
+    except (ValueError, UnicodeDecodeError):
+        raise damaged from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise damaged
+    if meta.get("version") != VERSION:
+        raise UserError(f"{meta_path} is model bundle format version {meta.get('version')}, and this harduino "
+                        f"reads version {VERSION}; retrain the model with this harduino.")
+    try:
         weights = folder / meta["weights"]["file"]
         if weights.name not in (DEEP_WEIGHTS, SHALLOW_WEIGHTS) or meta["kind"] not in ("deep", "shallow"):
             raise ValueError("unknown weights")
         expected_sha = meta["weights"]["sha256"]
-        if not {"architecture", "classes", "channel_set", "window", "step", "rate_hz"} <= set(meta):
-            raise ValueError("fields missing")
-        channel_names(meta["channel_set"])
-    except (ValueError, KeyError, TypeError, UserError, UnicodeDecodeError):
-        raise UserError(f"{meta_path} is damaged or not a harduino model bundle; retrain the model.") from None
+        _check_fields(meta)
+    except (ValueError, KeyError, TypeError, AttributeError, UserError):
+        raise damaged from None
     if not weights.is_file():
         raise UserError(f"the model bundle {folder} lacks its weights file {weights.name}; retrain the model.")
     if _sha256(weights) != expected_sha:
@@ -197,6 +203,22 @@ def load_bundle(folder: str | Path) -> Bundle:
         raise UserError(f"the weights file {weights} is not a valid {meta['weights'].get('format')} model of "
                         f"this bundle; retrain the model.") from None
     return Bundle(folder, estimator, meta)
+
+
+def _check_fields(meta: dict) -> None:
+    """ValueError (or KeyError, UserError) unless what bundle.json says the model is and expects holds together."""
+    channels = channel_names(meta["channel_set"])
+    if "channels" in meta and list(meta["channels"]) != list(channels):
+        raise ValueError("channels do not match the channel set")
+    known = NETWORKS if meta["kind"] == "deep" else CLASSIFIERS
+    if meta["architecture"] not in known:
+        raise ValueError("unknown architecture")
+    if meta["kind"] == "deep" and meta["network"].get("network") != meta["architecture"]:
+        raise ValueError("the network is not the architecture")
+    if not (int(meta["window"]) > 0 and int(meta["step"]) > 0 and float(meta["rate_hz"]) > 0):
+        raise ValueError("window, step and rate must be positive")
+    if not isinstance(meta["classes"], list) or len(meta["classes"]) < 2:
+        raise ValueError("a classifier has at least two classes")
 
 
 def _load_deep(weights: Path, meta: dict) -> Pipeline:
