@@ -5,10 +5,10 @@
 
 Consumers never see single samples: they ask the buffer for everything since
 an index (`since`) or the newest n (`latest`) and get a `Block` of copies.
-The thread blocks in `read()` with a timeout (no polling), survives a port
-that disappears by reopening it (by its stable id where there is one), and
-keeps link statistics, including how fast the board's clock runs against the
-host's.
+The thread reads at most once per dashboard frame (READ_INTERVAL_S) and
+otherwise blocks in `read()` with a timeout (no polling), survives a port that
+disappears by reopening it (by its stable id where there is one), and keeps
+link statistics, including how fast the board's clock runs against the host's.
 """
 
 from __future__ import annotations
