@@ -175,6 +175,34 @@ def test_record_button_and_label_keys_write_a_recording(qtbot, qapp, tmp_path):
     window.close()
 
 
+def test_a_recording_started_while_streaming_keeps_the_boards_own_bytes(qtbot, qapp, tmp_path):
+    shipped = sorted((Path(__file__).resolve().parents[1] / "data" / "sim").glob("s2_walking_*.bin"))[0].read_bytes()
+    info_len, frame = protocol.INFO_FRAME_LEN, protocol.SAMPLE_FRAME_LEN
+    frames = [shipped[i:i + frame] for i in range(info_len, len(shipped) - frame + 1, frame)]
+    # A noisy link: a burst of line noise after every 25th frame. A copy keeps it; samples alone could not.
+    sent = shipped[:info_len] + b"".join(f + (b"\x00NOISE\xff" if k % 25 == 24 else b"") for k, f in enumerate(frames))
+    log = tmp_path / "noisy.bin"
+    log.write_bytes(sent)
+    window = Dashboard(LiveSession(DEFAULT_MODEL), seconds=SECONDS, out=tmp_path / "rec", subject="s2")
+    qtbot.addWidget(window)
+    window.show()
+    window.connect_port(f"replay://{log}?speed=4")
+    run_until(qapp, lambda: window.session.reader.buffer.total > 60)  # well into the stream
+    qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
+    run_until(qapp, lambda: window.recording.written >= 100)
+    qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
+    [csv] = (tmp_path / "rec").glob("*.csv")
+    rec, copy = load_recording(csv), csv.with_suffix(".bin").read_bytes()
+    # The board's info frame, then a run of the very bytes it sent, noise included,
+    # cut after the last recorded sample.
+    assert copy[:info_len] == sent[:info_len] and copy[info_len:] in sent and b"NOISE" in copy
+    decoder = protocol.Decoder()
+    chunk = decoder.feed(copy)
+    assert np.array_equal(chunk.seq & 0xFFFF, rec.seq & 0xFFFF) and decoder.pending_bytes == 0
+    assert rec.seq[0] > 60 and len(rec) >= 100
+    window.close()
+
+
 def test_record_with_a_blank_subject_says_so_and_records_nothing(qtbot, qapp, tmp_path):
     window = Dashboard(LiveSession(DEFAULT_MODEL), seconds=SECONDS, out=tmp_path)
     qtbot.addWidget(window)

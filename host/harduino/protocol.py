@@ -279,6 +279,11 @@ class Decoder:
         self._t64 = -1
 
     @property
+    def pending(self) -> bytes:
+        """The start of a frame still arriving: the next feed() completes it."""
+        return self._pending
+
+    @property
     def pending_bytes(self) -> int:
         return len(self._pending)
 

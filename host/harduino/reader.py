@@ -186,6 +186,9 @@ class Reader(threading.Thread):
         self._log_file = None
         self._logging = False
         self._prelog = bytearray()
+        self._copy_lock = threading.Lock()  # a copy starts and stops between two reads, never inside one
+        self._copy = None                   # open file of the raw copy, while one is being made
+        self._copy_error: str | None = None
 
     # -- control
 
@@ -202,6 +205,32 @@ class Reader(threading.Thread):
                                 "board running the firmware at 115200 baud?")
             self.finished.wait(0.02)
         return self.info
+
+    def start_raw_copy(self, path: str | Path) -> int:
+        """Copy every byte read from now on into `path`, behind the board's info frame, until stop_raw_copy().
+
+        For a recording started while streaming (the dashboard's Record button): the
+        file holds the board's own bytes from a frame boundary on. Returns the buffer
+        index of the first sample they carry. UserError if the file cannot be made.
+        """
+        if self.info is None:
+            raise UserError("cannot record yet: the board has not said who it is (no info frame).")
+        with self._copy_lock:
+            try:
+                copy = open(path, "wb")
+                copy.write(protocol.encode_info(self.info) + self._decoder.pending)
+                copy.flush()
+            except OSError as err:
+                raise UserError(f"cannot write the raw log {path}: {err.strerror or err}.") from None
+            self._copy, self._copy_error = copy, None
+            return self.buffer.total
+
+    def stop_raw_copy(self) -> str | None:
+        """Close the raw copy; returns why it ended early, if a write failed (the reader reads on)."""
+        with self._copy_lock:
+            if self._copy is not None:
+                self._close_copy()
+            return self._copy_error
 
     def stop(self, timeout: float | None = 5.0) -> None:
         """Stop reading and wait for the thread to end (closes the port and the raw log)."""
@@ -301,6 +330,24 @@ class Reader(threading.Thread):
     # -- bytes to samples
 
     def _take(self, data: bytes, now: float) -> None:
+        with self._copy_lock:
+            if self._copy is not None:
+                try:
+                    self._copy.write(data)
+                    self._copy.flush()
+                except OSError as err:
+                    self._copy_error = f"cannot write the raw log {self._copy.name}: {err.strerror or err}."
+                    self._close_copy()
+            self._decode(data, now)
+
+    def _close_copy(self) -> None:
+        copy, self._copy = self._copy, None
+        try:
+            copy.close()
+        except OSError as err:
+            self._copy_error = self._copy_error or f"cannot write the raw log {copy.name}: {err.strerror or err}."
+
+    def _decode(self, data: bytes, now: float) -> None:
         self._count_bytes(len(data), now)
         frames_before = self._decoder.stats.frames_ok
         chunk = self._decoder.feed(data)

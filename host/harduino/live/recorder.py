@@ -1,10 +1,10 @@
 """Recording from the dashboard: the recorder `harduino record` uses, run on a thread of its own.
 
 The dashboard's reader is already streaming when the record button is
-pressed, so there are no raw bytes of this session to keep; the raw log
-(`<stem>.bin`) is written at the end from the recorded samples instead, as
-the board's own sample frames (the same bytes it sent for them), starting
-with its info frame, so `replay://` plays the recording back exactly.
+pressed, so the reader is asked for a raw copy from that moment on: the
+board's own bytes from the next frame boundary, behind its info frame, cut
+after the last recorded sample when recording stops. `replay://` plays the
+recording back exactly, as it does one made by `harduino record`.
 """
 
 from __future__ import annotations
@@ -13,18 +13,8 @@ import datetime
 import threading
 from pathlib import Path
 
-import numpy as np
-
-from .. import protocol
 from ..errors import UserError
-from ..recording import SessionRecorder, free_stem, load_recording, prepare_folder, recording_stem
-
-
-def write_raw_log(csv_path: Path, info: protocol.BoardInfo, path: Path) -> None:
-    """The recording's samples as protocol frames behind an info frame: a log replay:// plays."""
-    rec = load_recording(csv_path)
-    raw = np.clip(np.rint(rec.si / info.si_scale), -32768, 32767).astype(np.int16)
-    path.write_bytes(protocol.encode_info(info) + protocol.encode_samples(rec.seq, rec.t_us, raw))
+from ..recording import SessionRecorder, free_stem, prepare_folder, recording_stem
 
 
 class BackgroundRecording(threading.Thread):
@@ -32,15 +22,17 @@ class BackgroundRecording(threading.Thread):
 
     def __init__(self, reader, folder: str | Path, subject: str, labels: tuple[str, ...] = (), label: str = "") -> None:
         super().__init__(name="recorder", daemon=True)
-        if reader.info is None:
-            raise UserError("cannot record yet: the board has not said who it is (no info frame).")
         folder = prepare_folder(folder)
         stem = free_stem(folder, recording_stem(subject, label or "session", datetime.datetime.now().astimezone()))
         self.raw_log = folder / f"{stem}.bin"
-        self.info = reader.info
         self.reader = reader
-        self.recorder = SessionRecorder(reader, folder, stem, subject, label, labels, raw_log=self.raw_log,
-                                        start_index=reader.buffer.total)
+        start = reader.start_raw_copy(self.raw_log)  # UserError before the board's info frame
+        try:
+            self.recorder = SessionRecorder(reader, folder, stem, subject, label, labels, raw_log=self.raw_log,
+                                            start_index=start)
+        except BaseException:
+            reader.stop_raw_copy()
+            raise
         self.error: str | None = None
         self.path: Path | None = None
         self._lock = threading.Lock()
@@ -70,12 +62,13 @@ class BackgroundRecording(threading.Thread):
         except UserError as err:
             self.error = str(err)
         finally:
+            # The copy stops after the last poll, so it holds every recorded sample; close() cuts the rest.
+            copy_error = self.reader.stop_raw_copy()
             try:
                 self.path = self.recorder.close(self.reader.stats().to_dict())
-                if self.recorder.writer.written:
-                    write_raw_log(self.path, self.info, self.raw_log)
             except (UserError, OSError) as err:
                 self.error = self.error or str(err)
+            self.error = self.error or copy_error
 
     def stop(self) -> Path | None:
         """Finish the recording (saved, closed, raw log written); returns its CSV path."""
