@@ -55,6 +55,8 @@ def bundle_copy(tmp_path: Path) -> Path:
     (("stream", "sim://?activity=walking&bogus=1", "--duration", "1"), ["bogus"]),
     (("stream", "sim://?activity=flying", "--duration", "1"), ["flying"]),
     (("replay", "missing.bin"), ["missing.bin"]),
+    (("stream", "/tmp", "--duration", "1"), ["/tmp is a folder"]),
+    (("stream", "/dev/null", "--duration", "1"), ["/dev/null is not a serial port"]),
     (("live", "/dev/ttyNOPE", "--model", DEFAULT_MODEL, "--no-gui", "--duration", "2"), ["/dev/ttyNOPE"]),
     (("record", "/dev/ttyNOPE", "--subject", "a", "--label", "walking", "--duration", "1"), ["/dev/ttyNOPE"]),
 ])

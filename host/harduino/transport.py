@@ -51,6 +51,10 @@ def _explain(url: str, err: serial.SerialException) -> str:
         return f"serial port {url} is busy: another program has it open; close that program first."
     if code == errno.EACCES:
         return f"no permission to open {url}; add yourself to the group that owns it (often dialout)."
+    if code == errno.EISDIR:
+        return f"{url} is a folder, not a serial port; `harduino ports` lists the ports there are."
+    if "Could not configure port" in str(err):  # opened, but termios refuses it: a plain file or device
+        return f"{url} is not a serial port (it cannot be set to 115200 baud); `harduino ports` lists the ports."
     return f"cannot open {url}: {err}."
 
 
