@@ -216,11 +216,14 @@ class Reader(threading.Thread):
         if self.info is None:
             raise UserError("cannot record yet: the board has not said who it is (no info frame).")
         with self._copy_lock:
+            copy = None
             try:
                 copy = open(path, "wb")
                 copy.write(protocol.encode_info(self.info) + self._decoder.pending)
                 copy.flush()
             except OSError as err:
+                if copy is not None:
+                    copy.close()
                 raise UserError(f"cannot write the raw log {path}: {err.strerror or err}.") from None
             self._copy, self._copy_error = copy, None
             return self.buffer.total
