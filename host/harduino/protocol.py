@@ -76,6 +76,7 @@ def command(name: str, arg: int | None = None) -> bytes:
 
 # ---------------------------------------------------------------- CRC-16/XMODEM
 
+@functools.cache
 def _position_tables(width: int) -> np.ndarray:
     """T[i, v] = CRC of a width-byte message that is zero except for value v at position i.
 
@@ -93,15 +94,10 @@ def _position_tables(width: int) -> np.ndarray:
     return tables
 
 
-_TABLES: dict[int, np.ndarray] = {}
-
-
 def crc16_rows(rows: np.ndarray) -> np.ndarray:
     """CRC-16/XMODEM of every row of a (n, width) uint8 array."""
     width = rows.shape[1]
-    if width not in _TABLES:
-        _TABLES[width] = _position_tables(width)
-    return np.bitwise_xor.reduce(_TABLES[width][np.arange(width), rows], axis=1)
+    return np.bitwise_xor.reduce(_position_tables(width)[np.arange(width), rows], axis=1)
 
 
 @functools.cache

@@ -1,7 +1,7 @@
 """Acquisition: a reader thread turns a port's bytes into timestamped SI samples in a ring buffer.
 
     port (any URL) ──read──► Decoder ──► SI via the info frame's scale ──► SampleBuffer
-                      └────► raw log (exact bytes, from the first info frame on)
+                      └────► raw log (exact bytes, from the first info frame or start_raw_copy on)
 
 Consumers never see single samples: they ask the buffer for everything since
 an index (`since`) or the newest n (`latest`) and get a `Block` of copies.
@@ -183,12 +183,13 @@ class Reader(threading.Thread):
         self._last_frame: float | None = None
         self._drift = collections.deque(maxlen=_DRIFT_POINTS)  # [board s, min(host - board) s]
         self._scale: np.ndarray | None = None
+        # One raw log at a time: `raw_log` from the connection's first info frame on (record,
+        # stream), or one started and stopped while streaming (start_raw_copy, the dashboard).
         self._log_file = None
-        self._logging = False
+        self._log_lock = threading.Lock()   # a log starts and stops between two reads, never inside one
+        self._logging = False               # bytes go to the file (else to _prelog, until an info frame)
         self._prelog = bytearray()
-        self._copy_lock = threading.Lock()  # a copy starts and stops between two reads, never inside one
-        self._copy = None                   # open file of the raw copy, while one is being made
-        self._copy_error: str | None = None
+        self._log_error: str | None = None  # why a started copy ended early
 
     # -- control
 
@@ -215,7 +216,9 @@ class Reader(threading.Thread):
         """
         if self.info is None:
             raise UserError("cannot record yet: the board has not said who it is (no info frame).")
-        with self._copy_lock:
+        if self.raw_log is not None:
+            raise ValueError(f"this reader already logs to {self.raw_log}")
+        with self._log_lock:
             copy = None
             try:
                 copy = open(path, "wb")
@@ -225,15 +228,14 @@ class Reader(threading.Thread):
                 if copy is not None:
                     copy.close()
                 raise UserError(f"cannot write the raw log {path}: {err.strerror or err}.") from None
-            self._copy, self._copy_error = copy, None
+            self._log_file, self._logging, self._log_error = copy, True, None
             return self.buffer.total
 
     def stop_raw_copy(self) -> str | None:
         """Close the raw copy; returns why it ended early, if a write failed (the reader reads on)."""
-        with self._copy_lock:
-            if self._copy is not None:
-                self._close_copy()
-            return self._copy_error
+        with self._log_lock:
+            self._close_log()
+            return self._log_error
 
     def stop(self, timeout: float | None = 5.0) -> None:
         """Stop reading and wait for the thread to end (closes the port and the raw log)."""
@@ -276,11 +278,10 @@ class Reader(threading.Thread):
         finally:
             self._connected = False
             self._close_port()
-            if self._log_file is not None:
-                try:
-                    self._log_file.close()
-                except OSError as err:
-                    self.error = self.error or f"cannot write the raw log {self.raw_log}: {err.strerror or err}."
+            with self._log_lock:
+                self._close_log()
+            if self.raw_log is not None:
+                self.error = self.error or self._log_error
             self.finished.set()
 
     def _read_connection(self) -> None:
@@ -333,24 +334,6 @@ class Reader(threading.Thread):
     # -- bytes to samples
 
     def _take(self, data: bytes, now: float) -> None:
-        with self._copy_lock:
-            if self._copy is not None:
-                try:
-                    self._copy.write(data)
-                    self._copy.flush()
-                except OSError as err:
-                    self._copy_error = f"cannot write the raw log {self._copy.name}: {err.strerror or err}."
-                    self._close_copy()
-            self._decode(data, now)
-
-    def _close_copy(self) -> None:
-        copy, self._copy = self._copy, None
-        try:
-            copy.close()
-        except OSError as err:
-            self._copy_error = self._copy_error or f"cannot write the raw log {copy.name}: {err.strerror or err}."
-
-    def _decode(self, data: bytes, now: float) -> None:
         self._count_bytes(len(data), now)
         frames_before = self._decoder.stats.frames_ok
         chunk = self._decoder.feed(data)
@@ -358,7 +341,8 @@ class Reader(threading.Thread):
             self._last_frame = now
         if chunk.resets:
             self._drift.clear()
-        self._log(data, chunk)
+        with self._log_lock:
+            self._log(data, chunk)
         # Samples between info frames take the scale of the info before them.
         edges = [0] + [position for position, _ in chunk.infos] + [len(chunk)]
         scales = [self._scale] + [info.si_scale for _, info in chunk.infos]
@@ -377,14 +361,26 @@ class Reader(threading.Thread):
             self._track_drift(float(chunk.t_us[-1]) / 1e6, now)
 
     def _log(self, data: bytes, chunk: protocol.DecodedChunk) -> None:
-        """Raw log: every byte from this connection's first info frame on."""
+        """Raw log: every byte from this connection's first info frame (or from start_raw_copy) on."""
         if self._log_file is None:
             return
         try:
             self._write_log(data, chunk)
         except OSError as err:
-            raise UserError(f"cannot write the raw log {self.raw_log}: {err.strerror or err}; "
-                            "free some space or choose another folder.") from None
+            self._log_error = (f"cannot write the raw log {self._log_file.name}: {err.strerror or err}; "
+                               "free some space or choose another folder.")
+            self._close_log()
+            if self.raw_log is not None:  # record: stop rather than lose bytes silently
+                raise UserError(self._log_error) from None  # (a copy stops alone: the live view reads on)
+
+    def _close_log(self) -> None:
+        log, self._log_file = self._log_file, None
+        if log is None:
+            return
+        try:
+            log.close()
+        except OSError as err:
+            self._log_error = self._log_error or f"cannot write the raw log {log.name}: {err.strerror or err}."
 
     def _write_log(self, data: bytes, chunk: protocol.DecodedChunk) -> None:
         if self._logging:
