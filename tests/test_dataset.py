@@ -195,6 +195,26 @@ def test_channel_scaler_uses_training_statistics_only():
         scaler.transform(train[:, :2])
 
 
+def test_channel_scaler_scales_axis_triples_as_vectors_so_a_turn_commutes_with_it():
+    rng = np.random.default_rng(1)
+    X = rng.normal([[0.5], [-9.8], [1.0], [0.1], [0.0], [-0.2], [9.9], [0.3]], 1.0, size=(50, 8, 32))
+    X = X.astype(np.float32)
+    triples = dataset.axis_triples(dataset.CHANNEL_SETS["all"])
+    assert triples == ((0, 1, 2), (3, 4, 5))
+    scaler = ChannelScaler(triples=triples).fit(X)
+    assert np.all(scaler.mean_[:6] == 0) and scaler.mean_[6] != 0  # magnitudes are still centred
+    assert len(set(scaler.scale_[:3])) == 1 and len(set(scaler.scale_[3:6])) == 1
+    turn = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    turned = X.copy()
+    for t in triples:
+        turned[:, list(t)] = np.einsum("ij,njt->nit", turn, X[:, list(t)])
+    scaled_then_turned = scaler.transform(X)
+    for t in triples:
+        scaled_then_turned[:, list(t)] = np.einsum("ij,njt->nit", turn, scaled_then_turned[:, list(t)])
+    assert np.allclose(scaler.transform(turned)[:, :6], scaled_then_turned[:, :6], atol=1e-5)
+    assert dataset.axis_triples(dataset.CHANNEL_SETS["magnitudes"]) == ()
+
+
 def test_channel_scaler_lives_in_a_pipeline():
     from sklearn.base import clone
     from sklearn.preprocessing import FunctionTransformer

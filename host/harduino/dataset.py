@@ -217,17 +217,36 @@ def by_session(ws: WindowSet, n_splits: int = 5) -> Iterator[tuple[np.ndarray, n
 
 # ---------------------------------------------------------------- normalisation
 
+def axis_triples(channels: Sequence[str]) -> tuple[tuple[int, int, int], ...]:
+    """Indices of the accelerometer and gyroscope axis triples among channel names (those present)."""
+    names = list(channels)
+    return tuple(tuple(names.index(a) for a in triple)
+                 for triple in (AXES[:3], AXES[3:]) if all(a in names for a in triple))
+
+
 class ChannelScaler(TransformerMixin, BaseEstimator):
     """Per-channel standardisation of (n, c, size) windows, fitted on training windows only.
 
     Every deep pipeline holds one, so the live path cannot forget to normalise.
     `mean_` and `scale_` are plain (c,) arrays: they save as tensors.
+
+    triples: channel index triples that are one 3-D vector (`axis_triples`). Each is
+    divided by one shared scale (its RMS) and not centred, so turning the raw vector
+    is the same turn of the scaled one: rotation augmentation stays physical.
     """
+
+    def __init__(self, triples=()):
+        self.triples = triples
 
     def fit(self, X, y=None):
         X = _as_windows(X)
-        self.mean_ = X.mean(axis=(0, 2), dtype=np.float64)
+        mean = X.mean(axis=(0, 2), dtype=np.float64)
         std = X.std(axis=(0, 2), dtype=np.float64)
+        for triple in self.triples:
+            idx = list(triple)
+            mean[idx] = 0.0
+            std[idx] = np.sqrt(np.mean(np.square(X[:, idx], dtype=np.float64)))
+        self.mean_ = mean
         self.scale_ = np.where(std > 1e-12, std, 1.0)  # a constant channel is centred, not blown up
         self.n_features_in_ = X.shape[1]
         return self

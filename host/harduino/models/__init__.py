@@ -25,7 +25,7 @@ ARCHITECTURES = {
     "hgb": "histogram gradient boosting (100 rounds) on window features",
     "mlp": "multi-layer perceptron on the flattened, channel-normalised window",
     "cnn": "three Conv1d blocks, global average pooling, linear head",
-    "lstm": "LSTM over the window's samples, last hidden state to a linear head",
+    "lstm": "LSTM over the window's samples, its outputs max-pooled over time to a linear head",
     "cnn-lstm": "two Conv1d blocks, then an LSTM over the shortened sequence, linear head",
 }
 SHALLOW = tuple(CLASSIFIERS)
@@ -51,7 +51,7 @@ def make_estimator(arch: str, channels, *, feature_set: str = "full", rate_hz: f
     """
     check_arch(arch)
     if arch in DEEP:
-        return make_deep(arch, random_state=random_state, **params)
+        return make_deep(arch, channels, random_state=random_state, **params)
     return make_shallow(arch, channels, feature_set=feature_set, rate_hz=rate_hz, random_state=random_state,
                         **params)
 

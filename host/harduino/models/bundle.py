@@ -142,7 +142,7 @@ def save_bundle(estimator: Pipeline, folder: str | Path, meta: dict) -> Path:
         safetensors.torch.save_file(tensors, str(weights), metadata={"format": FORMAT})
         params = {k: v for k, v in clf.get_params().items() if k not in ("verbose", "device")}
         info.update(kind="deep", feature_set=None, network=params,
-                    normalisation={"kind": "per-channel standardisation (ChannelScaler)",
+                    normalisation={"kind": "per-channel standardisation, axis triples as vectors (ChannelScaler)",
                                    "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()},
                     parameters=clf.n_parameters_,
                     weights={"file": DEEP_WEIGHTS, "format": "safetensors"})
