@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
+
+from harduino.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM = ROOT / "data" / "sim"
 DEFAULT_MODEL = ROOT / "models" / "default"
 
 
-def harduino(*args, cwd=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "harduino.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
+def harduino(*args, cwd=None) -> subprocess.CompletedProcess:
+    """Run a command in this process, as the console script runs it: exit code, stdout and stderr.
+
+    In-process, so the suite does not pay an interpreter start per case; an exception
+    escaping `main` is what a user would see as a traceback, so it is kept as one.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    try:
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exit_:  # argparse's own errors
+                code = exit_.code
+            except BaseException:  # noqa: BLE001 - a traceback is exactly what the tests look for
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def assert_one_sentence(result, *words):
@@ -62,6 +86,15 @@ def bundle_copy(tmp_path: Path) -> Path:
 ])
 def test_bad_ports(args, words, tmp_path):
     assert_one_sentence(harduino(*args, cwd=tmp_path), *words)
+
+
+def test_a_bad_port_through_the_installed_command(tmp_path):
+    """The one case run as its own process: the sentence comes through the real entry point."""
+    script = Path(sys.executable).with_name("harduino")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "harduino.cli"]
+    result = subprocess.run(cmd + ["stream", "/dev/ttyNOPE", "--duration", "1"], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert_one_sentence(result, "/dev/ttyNOPE")
 
 
 def test_replay_of_a_file_that_is_not_a_serial_log(tmp_path):
@@ -181,12 +214,10 @@ def test_import_from_somewhere_that_has_no_data(tmp_path):
 
 # ---------------------------------------------------------------- options and output paths
 
-def in_process(capsys, *args) -> tuple[int, str]:
+def in_process(*args) -> tuple[int, str]:
     """Run the CLI here (the checks come before any port or training): exit code and stderr."""
-    from harduino.cli import main
-
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
+    result = harduino(*args)
+    return result.returncode, result.stderr
 
 
 @pytest.mark.parametrize("args, option", [
@@ -201,33 +232,33 @@ def in_process(capsys, *args) -> tuple[int, str]:
     (("record", "sim://?activity=walking", "--subject", "a", "--duration", "0"), "--duration"),
     (("live", "sim://?activity=walking", "--no-gui", "--seconds", "0"), "--seconds"),
 ])
-def test_a_number_that_must_be_positive(capsys, args, option):
-    code, err = in_process(capsys, *args)
+def test_a_number_that_must_be_positive(args, option):
+    code, err = in_process(*args)
     assert code == 2 and err.startswith(f"harduino: error: {option} must be a positive number"), err
 
 
 @pytest.mark.parametrize("command", ["record", "live"])
-def test_a_blank_subject(capsys, tmp_path, command):
-    code, err = in_process(capsys, command, "sim://?activity=walking", "--subject", "  ", "--duration", "1",
+def test_a_blank_subject(tmp_path, command):
+    code, err = in_process(command, "sim://?activity=walking", "--subject", "  ", "--duration", "1",
                            "--out", tmp_path, *(["--no-gui"] if command == "live" else []))
     assert code == 2 and "needs a subject" in err, err
     assert not list(tmp_path.iterdir())  # nothing recorded under a blank name
 
 
-def test_train_into_a_path_through_a_file_fails_before_training(capsys, tmp_path):
+def test_train_into_a_path_through_a_file_fails_before_training(tmp_path):
     (tmp_path / "afile").write_text("x")
-    code, err = in_process(capsys, "train", SIM, "--arch", "rf", "-o", tmp_path / "afile" / "bundle")
+    code, err = in_process("train", SIM, "--arch", "rf", "-o", tmp_path / "afile" / "bundle")
     assert code == 2 and "afile is a file" in err and "Traceback" not in err, err
 
 
-def test_evaluate_with_a_confusion_image_through_a_file(capsys, tmp_path):
+def test_evaluate_with_a_confusion_image_through_a_file(tmp_path):
     (tmp_path / "afile").write_text("x")
-    code, err = in_process(capsys, "evaluate", SIM, "--arch", "rf", "--png", tmp_path / "afile" / "cm.png")
+    code, err = in_process("evaluate", SIM, "--arch", "rf", "--png", tmp_path / "afile" / "cm.png")
     assert code == 2 and "confusion matrix" in err and "afile is a file" in err, err
 
 
-def test_import_of_a_file_that_is_not_text(capsys, tmp_path):
+def test_import_of_a_file_that_is_not_text(tmp_path):
     (tmp_path / "BasicMotions_TRAIN.ts").write_bytes(b"\xff\xfe\x00\x01" * 50)
     (tmp_path / "BasicMotions_TEST.ts").write_bytes(b"\xff\xfe\x00\x01" * 50)
-    code, err = in_process(capsys, "import", "basicmotions", tmp_path, tmp_path / "out")
+    code, err = in_process("import", "basicmotions", tmp_path, tmp_path / "out")
     assert code == 2 and "BasicMotions_TRAIN.ts is not a text file" in err, err

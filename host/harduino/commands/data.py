@@ -1,4 +1,8 @@
-"""`harduino record | import`: make recordings, from a board or from a public data set."""
+"""`harduino record | import`: make recordings, from a board or from a public data set.
+
+Only the standard library is imported at the top: the reader and the recording
+code (numpy, pyserial) load when a command runs, so `--help` is instant.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..reader import Reader
-from ..recording import SessionRecorder, check_label, check_subject, free_stem, prepare_folder, recording_stem
 from . import check_positive
+
+if TYPE_CHECKING:
+    from ..reader import Reader
+    from ..recording import SessionRecorder
 
 BUFFER_SAMPLES = 1 << 18  # over four minutes at 1 kHz: a stalled disk loses nothing
 
@@ -49,6 +56,8 @@ def add_commands(subparsers) -> None:
 # ---------------------------------------------------------------- record
 
 def parse_labels(text: str) -> tuple[str, ...]:
+    from ..recording import check_label
+
     labels = tuple(x.strip() for x in text.split(",") if x.strip())
     if len(labels) > 9:
         raise UserError(f"--labels takes at most 9 labels (keys 1-9), not {len(labels)}.")
@@ -58,6 +67,9 @@ def parse_labels(text: str) -> tuple[str, ...]:
 
 
 def run_record(args) -> int:
+    from ..reader import Reader
+    from ..recording import SessionRecorder, check_label, check_subject, free_stem, prepare_folder, recording_stem
+
     labels = parse_labels(args.labels)
     label = check_label(args.label.strip())
     if labels and label and label not in labels:

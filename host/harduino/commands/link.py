@@ -1,4 +1,8 @@
-"""`harduino ports | stream | replay | simulate`: see what comes over the link."""
+"""`harduino ports | stream | replay | simulate`: see what comes over the link.
+
+Only the standard library is imported at the top: pyserial, numpy and the reader
+load when a command runs, so `--help` is instant and `ports` loads pyserial alone.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-import numpy as np
-
-from .. import firmware, transport
 from ..errors import UserError
-from ..reader import Reader
-from ..simboard import ACTIVITIES, PtyBoard
 from . import check_positive
+
+if TYPE_CHECKING:
+    from ..reader import Reader
 
 SAMPLE_HEADER = "seq,t_us,ax,ay,az,gx,gy,gz"
 
@@ -50,7 +53,8 @@ def add_commands(subparsers) -> None:
                                           "path, so the Serial Monitor, screen or `harduino stream PATH` "
                                           "can read it like a real board.")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--activity", choices=ACTIVITIES, help="one activity throughout (default walking)")
+    what.add_argument("--activity", help="one activity throughout: still, walking (the default), running, "
+                                         "jumping or waving")
     what.add_argument("--script", help="a schedule of activities, e.g. still:5,walking:10,running:10 (repeats)")
     p.add_argument("--subject", type=int, default=0, help="who moves: cadence, amplitude, sensor orientation")
     p.add_argument("--seed", type=int, default=0, help="noise and phase seed")
@@ -73,6 +77,8 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- ports
 
 def run_ports(args) -> int:
+    from .. import transport
+
     ports = transport.list_serial_ports()
     if not ports:
         print("no serial ports found (plug a board in, or use sim:// or `harduino simulate`)")
@@ -100,6 +106,8 @@ def run_replay(args) -> int:
 
 def follow(url: str, *, samples: bool = False, raw_log: Path | None = None, duration: float | None = None) -> int:
     """Read url until the duration passes, the stream ends or Ctrl-C; print stats or samples."""
+    from ..reader import Reader
+
     reader = Reader(url, raw_log=raw_log)
     reader.start()
     out = sys.stdout
@@ -135,6 +143,8 @@ def follow(url: str, *, samples: bool = False, raw_log: Path | None = None, dura
 
 
 def _print_samples(reader: Reader, index: int, out) -> int:
+    import numpy as np
+
     block = reader.buffer.since(index)
     if block.start > index:
         print(f"harduino: {block.start - index} samples were overwritten before they could be printed",
@@ -155,6 +165,9 @@ def sim_url(args) -> str:
 
 
 def run_simulate(args) -> int:
+    from .. import firmware, transport
+    from ..simboard import PtyBoard
+
     check_positive(args, "duration")
     if args.firmware:
         return firmware.simulate_firmware(activity=args.activity or "walking", script=args.script,

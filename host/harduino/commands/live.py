@@ -1,4 +1,7 @@
-"""`harduino live`: live activity recognition in the dashboard, or in the terminal."""
+"""`harduino live`: live activity recognition in the dashboard, or in the terminal.
+
+The predictor, the model code (torch) and Qt load when the command runs, so `--help` is instant.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from ..live.predictor import SMOOTHING
-from ..recording import check_subject
 from . import check_positive
 
 
@@ -22,7 +23,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--model", type=Path, default=Path("models/default"), help="model bundle folder (default %(default)s)")
     p.add_argument("--step", type=int, help="predict every N new samples (default: the model's step)")
     p.add_argument("--smooth", type=int, default=5, metavar="K", help="smooth over the last K windows (default 5)")
-    p.add_argument("--smoothing", choices=SMOOTHING, default="mean",
+    p.add_argument("--smoothing", default="mean", metavar="{mean,majority}",
                    help="mean of the probabilities, or majority vote (default mean)")
     p.add_argument("--threshold", type=float, default=0.5, metavar="P",
                    help="below this smoothed probability the activity is 'uncertain' (default 0.5)")
@@ -43,6 +44,11 @@ def has_display() -> bool:
 
 
 def run_live(args) -> int:
+    from ..live.predictor import SMOOTHING
+    from ..recording import check_subject
+
+    if args.smoothing not in SMOOTHING:
+        raise UserError(f"--smoothing must be one of {', '.join(SMOOTHING)}, not {args.smoothing!r}.")
     check_positive(args, "step", "smooth", "duration", "seconds")
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError("--threshold must be a probability between 0 and 1.")

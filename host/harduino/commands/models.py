@@ -1,16 +1,14 @@
 """`harduino archs | train | evaluate | compare`: models from recordings, scored honestly.
 
 --arch names an architecture (`harduino archs` lists them); --model always names a
-saved bundle folder. The model code (and torch) is imported when a command runs,
-so the other subcommands start quickly.
+saved bundle folder. Only the standard library is imported at the top: numpy, the
+model code and torch load when a command runs, so `--help` is instant.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-
-import numpy as np
 
 from ..errors import UserError
 from . import check_positive, check_writable
@@ -110,6 +108,8 @@ def _check_options(args) -> None:
 
 
 def _training_summary(ws, folder: Path) -> dict:
+    import numpy as np
+
     labels, counts = np.unique(ws.y, return_counts=True)
     return {"folder": folder.name, "windows": int(len(ws)), "subjects": sorted(set(ws.subjects.tolist())),
             "sessions": int(np.unique(ws.sessions).size),
@@ -128,6 +128,8 @@ def run_archs(args) -> int:
 
 
 def run_train(args) -> int:
+    import numpy as np
+
     from ..models import check_arch, fit_estimator, make_estimator, model_size, save_bundle
     from ..models.evaluation import run_folds, subject_folds
 
@@ -207,6 +209,8 @@ def run_evaluate(args) -> int:
 
 
 def run_compare(args) -> int:
+    import numpy as np
+
     from ..models import ARCHITECTURES, check_arch
     from ..models.evaluation import run_folds, subject_folds
 
