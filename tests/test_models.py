@@ -145,11 +145,12 @@ def test_train_then_evaluate_the_bundle_on_other_data(tmp_path, capsys, monkeypa
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_cli(capsys, "train", SIM, "--arch", "logreg", "--channels", "magnitudes",
                            "-o", tmp_path / "m", "--quiet")
-    assert code == 0 and "leave-one-subject-out (5 subjects)" in out
+    assert code == 0 and "trained logreg" in out and "cross-validation" not in out  # one fit, no folds
     code, out, _ = run_cli(capsys, "evaluate", "--model", tmp_path / "m", SIM, "--quiet")
     assert code == 0
-    assert "macro F1" in out and "precision" in out and "waving" in out
-    assert (tmp_path / "confusion-m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "macro F1" in out and "precision" in out and "waving" in out and "per subject" in out
+    assert "confusion matrix (rows: true" in out
+    assert not list(tmp_path.glob("*.png"))  # an image only where --plot asks for one
     # The model is for 50 Hz data: the 10 Hz smartwatch set is refused in one sentence.
     code, _, err = run_cli(capsys, "evaluate", "--model", tmp_path / "m", BASICMOTIONS / "test")
     assert code == 2 and "50 Hz" in err and "10 Hz" in err and len(err.strip().splitlines()) == 1
@@ -157,11 +158,11 @@ def test_train_then_evaluate_the_bundle_on_other_data(tmp_path, capsys, monkeypa
 
 def test_evaluate_cross_validates_an_architecture_and_writes_a_confusion_matrix(tmp_path, capsys):
     png = tmp_path / "cm.png"
-    code, out, _ = run_cli(capsys, "evaluate", SIM, "--arch", "knn", "--png", png, "--quiet")
+    code, out, _ = run_cli(capsys, "evaluate", SIM, "--arch", "knn", "--plot", png, "--quiet")
     assert code == 0 and "leave-one-subject-out" in out
     accuracy = float(out.split("accuracy ")[1].split()[0])
     assert accuracy >= 0.9
-    assert png.stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
 
 
 def test_compare_prints_one_row_per_architecture(capsys):
@@ -171,6 +172,7 @@ def test_compare_prints_one_row_per_architecture(capsys):
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[0] in ARCHITECTURES}
     assert set(rows) == {"logreg", "mlp"}
     assert all(0.0 <= float(r[2]) <= 1.0 for r in rows.values())
+    assert all(r[-1] in ("params", "nodes") for r in rows.values())  # each model's size is printed
 
 
 def one_class_folder(tmp_path: Path) -> Path:

@@ -7,6 +7,7 @@ model code and torch load when a command runs, so `--help` is instant.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..errors import UserError
 from . import check_positive, check_writable
 
 DEEP_OPTIONS = ("epochs", "batch_size", "lr", "hidden", "filters")
+WINDOW = 32  # the product's window: 0.64 s at 50 Hz
 
 
 def add_commands(subparsers) -> None:
@@ -22,35 +24,42 @@ def add_commands(subparsers) -> None:
     p.set_defaults(run=run_archs)
 
     p = subparsers.add_parser("train", help="train a model on recordings and save it as a bundle",
-                              description="Train an architecture on every labelled window of DATA, score it by "
-                                          "cross-validation over subjects (kept in the bundle), and save a "
-                                          "model bundle.")
+                              description="Fit an architecture once on every labelled window of DATA (deep "
+                                          "models stop early on held-out sessions) and save a model bundle. "
+                                          "With --cv K, first score it on K folds of whole subjects (kept in "
+                                          "the bundle).")
     p.add_argument("data", type=Path, help="folder of recordings (CSV + JSON)")
     _add_model_options(p)
     p.add_argument("-o", "--out", type=Path, help="bundle folder to write (default: models/ARCH)")
-    p.add_argument("--no-cv", action="store_true", help="skip the cross-validation scores")
+    p.add_argument("--cv", type=int, metavar="K", help="cross-validate on K folds of whole subjects first")
+    _add_jobs(p)
     p.set_defaults(run=run_train)
 
     p = subparsers.add_parser("evaluate", help="cross-validate an architecture, or test a saved model",
                               description="With --arch: cross-validate by leaving one subject out (by session "
                                           "when there is one subject; in 10 folds of whole subjects when there "
-                                          "are more than 10). With --model: score a saved bundle on "
-                                          "DATA. Prints accuracy, macro F1 and a per-class table, and writes a "
-                                          "confusion-matrix PNG.")
+                                          "are more than 10; in K folds with --cv K). With --model: score a "
+                                          "saved bundle on DATA. Prints accuracy and macro F1 (over the classes "
+                                          "present or predicted), a per-class table, per-subject scores with "
+                                          "their spread and a confusion matrix.")
     p.add_argument("data", type=Path, help="folder of recordings to score on")
     p.add_argument("--model", type=Path, help="a saved model bundle folder (instead of --arch)")
     _add_model_options(p, arch_required=False)
-    p.add_argument("--png", type=Path, help="confusion-matrix image (default: confusion-NAME.png)")
+    _add_evaluation_options(p)
+    p.add_argument("--plot", "--png", dest="plot", type=Path, metavar="FILE",
+                   help="also write the confusion matrix as a PNG image")
     p.set_defaults(run=run_evaluate)
 
     p = subparsers.add_parser("compare", help="every architecture under the same folds, one table",
                               description="Cross-validate every architecture on the same subject folds (or "
-                                          "train on DATA and test on --test) and print accuracy, macro F1, "
-                                          "training time, single-window inference time and model size.")
+                                          "train on DATA and test on --test) and print accuracy, macro F1, the "
+                                          "per-subject accuracy's mean, spread and lowest, training time, "
+                                          "single-window inference time and model size.")
     p.add_argument("data", type=Path, help="folder of recordings")
     p.add_argument("--test", type=Path, help="a separate test folder: train on DATA, test on it")
     p.add_argument("--archs", help="comma-separated subset of architectures (default: all)")
     _add_model_options(p, arch_required=None)
+    _add_evaluation_options(p)
     p.set_defaults(run=run_compare)
 
 
@@ -59,7 +68,8 @@ def _add_model_options(p, arch_required: bool | None = True) -> None:
         p.add_argument("--arch", required=arch_required, help="architecture name (see `harduino archs`)")
     p.add_argument("--channels", default="all", help="input channels: axes, magnitudes or all (default all)")
     p.add_argument("--features", default="full", help="shallow models' feature set: baseline or full")
-    p.add_argument("--step", type=int, default=16, help="window step in samples (windows are 32 samples)")
+    p.add_argument("--window", type=int, help=f"window size in samples (default {WINDOW}; a bundle keeps its own)")
+    p.add_argument("--step", type=int, help="window step in samples (default: half the window)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     p.add_argument("--epochs", type=int, help="deep models: most epochs (early stopping may end sooner)")
     p.add_argument("--batch-size", type=int, help="deep models: mini-batch size")
@@ -69,10 +79,26 @@ def _add_model_options(p, arch_required: bool | None = True) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_evaluation_options(p) -> None:
+    p.add_argument("--cv", type=int, metavar="K", help="K folds of whole subjects (default: leave one out, "
+                                                        "at most 10 folds)")
+    p.add_argument("--predictions", type=Path, metavar="FILE",
+                   help="write one CSV row per test window: recording, window end time, true and predicted "
+                        "label, one probability column per class (compare: one file per architecture, "
+                        "FILE-ARCH.csv)")
+    _add_jobs(p)
+
+
+def _add_jobs(p) -> None:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    p.add_argument("--jobs", type=int, default=cpus,
+                   help="independent fits run at once, in separate processes (default: the CPUs, %(default)s)")
+
+
 # ---------------------------------------------------------------- shared steps
 
 
-def _windows(folder: Path, channel_set: str, step: int, size: int = 32):
+def _windows(folder: Path, channel_set: str, size: int, step: int):
     from ..dataset import load_recordings, window_dataset
 
     ws = window_dataset(load_recordings(folder), channel_set=channel_set, size=size, step=step)
@@ -88,14 +114,12 @@ def _require_classes(ws, folder: Path) -> None:
                         "recordings of at least two activities.")
 
 
-def _params(args, arch: str, epoch_bar: bool = False) -> dict:
-    """The deep options given on the command line, for a deep architecture; none for a shallow one."""
+def _params(args, archs, epoch_bar: bool = False) -> dict:
+    """{arch: the deep options given on the command line} for the deep architectures among archs."""
     from ..models import DEEP
 
-    if arch not in DEEP:
-        return {}
-    return {"verbose": epoch_bar and not args.quiet,
-            **{k: getattr(args, k) for k in DEEP_OPTIONS if getattr(args, k) is not None}}
+    given = {k: getattr(args, k) for k in DEEP_OPTIONS if getattr(args, k) is not None}
+    return {a: {"verbose": epoch_bar and not args.quiet, **given} for a in archs if a in DEEP}
 
 
 def _check_options(args) -> None:
@@ -104,7 +128,20 @@ def _check_options(args) -> None:
 
     if args.features not in FEATURE_SETS:
         raise UserError(f"unknown feature set {args.features!r}; choose one of {', '.join(FEATURE_SETS)}.")
-    check_positive(args, "step", *DEEP_OPTIONS)
+    check_positive(args, "window", "step", "jobs", *DEEP_OPTIONS)
+    if getattr(args, "cv", None) is not None and args.cv < 2:
+        raise UserError(f"--cv must be at least 2 folds, not {args.cv}.")
+    args.size = args.window or WINDOW
+    args.step = args.step or max(1, args.size // 2)
+    if getattr(args, "predictions", None) is not None:
+        check_writable(args.predictions, "predictions file", folder=False)
+
+
+def _folds(args, ws):
+    from ..models.evaluation import subject_folds
+
+    how, idx = subject_folds(ws, args.cv)
+    return how, [(ws.subset(a), ws.subset(b)) for a, b in idx]
 
 
 def _training_summary(ws, folder: Path) -> dict:
@@ -114,6 +151,13 @@ def _training_summary(ws, folder: Path) -> dict:
     return {"folder": folder.name, "windows": int(len(ws)), "subjects": sorted(set(ws.subjects.tolist())),
             "sessions": int(np.unique(ws.sessions).size),
             "windows_per_class": {str(k): int(v) for k, v in zip(labels, counts)}}
+
+
+def _write(what: str, path: Path, write) -> None:
+    try:
+        print(f"{what}: {write(path)}")
+    except OSError as err:
+        raise UserError(f"cannot write the {what} {path}: {err.strerror or err}.") from None
 
 
 # ---------------------------------------------------------------- commands
@@ -131,23 +175,23 @@ def run_train(args) -> int:
     import numpy as np
 
     from ..models import check_arch, fit_estimator, make_estimator, model_size, save_bundle
-    from ..models.evaluation import run_folds, subject_folds
+    from ..models.evaluation import run_archs
 
     arch = check_arch(args.arch)
     _check_options(args)
     out = args.out or Path("models") / arch
     check_writable(out, "model bundle", folder=True)  # now, not after the training
-    ws = _windows(args.data, args.channels, args.step)
+    ws = _windows(args.data, args.channels, args.size, args.step)
     _require_classes(ws, args.data)
     metrics = {}
-    if not args.no_cv and np.unique(ws.sessions).size >= 2:  # folds of subjects, or of sessions
-        how, idx = subject_folds(ws)
-        result = run_folds(arch, [(ws.subset(a), ws.subset(b)) for a, b in idx], feature_set=args.features,
-                           random_state=args.seed, progress=not args.quiet, **_params(args, arch))
-        metrics["cross_validation"] = {"method": how, **result.scores.summary()}
-        print(f"{how}: accuracy {result.scores.accuracy:.3f}, macro F1 {result.scores.macro_f1:.3f}")
+    if args.cv is not None:
+        how, folds = _folds(args, ws)
+        scores = run_archs([arch], folds, feature_set=args.features, random_state=args.seed,
+                           params=_params(args, [arch]), jobs=args.jobs, progress=not args.quiet)[0].scores
+        metrics["cross_validation"] = {"method": how, **scores.summary()}
+        print(f"{how}: accuracy {scores.accuracy:.3f}, macro F1 {scores.macro_f1:.3f}")
     est = make_estimator(arch, args.channels, feature_set=args.features, rate_hz=ws.rate_hz,
-                         random_state=args.seed, **_params(args, arch, epoch_bar=True))
+                         random_state=args.seed, **_params(args, [arch], epoch_bar=True).get(arch, {}))
     t0 = time.perf_counter()
     fit_estimator(est, ws.X, ws.y, ws.sessions)
     fit_s = time.perf_counter() - t0
@@ -164,47 +208,45 @@ def run_train(args) -> int:
             "training_data": _training_summary(ws, args.data), "metrics": metrics})
     except OSError as err:
         raise UserError(f"cannot write the model bundle {out}: {err.strerror or err}.") from None
-    print(f"trained {arch} ({model_size(est)}) on {len(ws)} windows of {len(np.unique(ws.sessions))} sessions "
-          f"in {fit_s:.1f} s; saved {out}")
+    print(f"trained {arch} ({model_size(est)}) on {len(ws)} windows of {ws.size} samples from "
+          f"{len(np.unique(ws.sessions))} sessions in {fit_s:.1f} s; saved {out}")
     return 0
 
 
 def run_evaluate(args) -> int:
     from ..models import check_arch, load_bundle
-    from ..models.evaluation import Scores, run_folds, subject_folds
+    from ..models.evaluation import Scores, run_archs
 
     if (args.model is None) == (args.arch is None):
         raise UserError("give either --arch NAME (cross-validate it) or --model BUNDLE (test a saved model).")
     _check_options(args)
-    name = args.model.name if args.model is not None else check_arch(args.arch)
-    png_path = args.png or Path(f"confusion-{name}.png")
-    check_writable(png_path, "confusion matrix", folder=False)
+    if args.plot is not None:
+        check_writable(args.plot, "confusion matrix", folder=False)
     if args.model is not None:
         bundle = load_bundle(args.model)
-        ws = _windows(args.data, bundle.channel_set, bundle.step, bundle.window)
-        bundle.check_compatible(ws.rate_hz, ws.channel_set, ws.size)
+        ws = _windows(args.data, bundle.channel_set, bundle.window, bundle.step)
+        bundle.check_compatible(ws.rate_hz, ws.channel_set, args.window)
         unknown = sorted(set(ws.classes.tolist()) - set(bundle.classes_.tolist()))
         if unknown:
             raise UserError(f"{args.data} holds activities the model {args.model} was not trained on "
                             f"({', '.join(unknown)}); test it on data of its classes "
                             f"({', '.join(bundle.classes_)}).")
-        scores = Scores(ws.y, bundle.predict(ws.X), bundle.classes_)
+        scores = Scores.of(ws, bundle.predict_proba(ws.X), bundle.classes_)
         how = f"model {args.model} on {args.data}"
     else:
-        ws = _windows(args.data, args.channels, args.step)
+        arch = check_arch(args.arch)
+        ws = _windows(args.data, args.channels, args.size, args.step)
         _require_classes(ws, args.data)
-        how, idx = subject_folds(ws)
-        result = run_folds(name, [(ws.subset(a), ws.subset(b)) for a, b in idx], feature_set=args.features,
-                           random_state=args.seed, progress=not args.quiet, **_params(args, name))
-        scores = result.scores
-        how = f"{name} on {args.data}, {how}"
+        how, folds = _folds(args, ws)
+        scores = run_archs([arch], folds, feature_set=args.features, random_state=args.seed,
+                           params=_params(args, [arch]), jobs=args.jobs, progress=not args.quiet)[0].scores
+        how = f"{arch} on {args.data}, {how}, {ws.size}-sample windows"
     print(how)
     print(scores.report())
-    try:
-        png = scores.plot_confusion(png_path, how)
-    except OSError as err:
-        raise UserError(f"cannot write the confusion matrix {png_path}: {err.strerror or err}.") from None
-    print(f"confusion matrix: {png}")
+    if args.plot is not None:
+        _write("confusion matrix", args.plot, lambda path: scores.plot_confusion(path, how))
+    if args.predictions is not None:
+        _write("predictions", args.predictions, scores.write_predictions)
     return 0
 
 
@@ -212,28 +254,44 @@ def run_compare(args) -> int:
     import numpy as np
 
     from ..models import ARCHITECTURES, check_arch
-    from ..models.evaluation import run_folds, subject_folds
+    from ..models.evaluation import run_archs
 
     archs = [check_arch(a.strip()) for a in args.archs.split(",")] if args.archs else list(ARCHITECTURES)
     _check_options(args)
-    ws = _windows(args.data, args.channels, args.step)
+    ws = _windows(args.data, args.channels, args.size, args.step)
     _require_classes(ws, args.data)
     if args.test is not None:
-        test = _windows(args.test, args.channels, args.step)
+        test = _windows(args.test, args.channels, args.size, args.step)
         if not np.isclose(test.rate_hz, ws.rate_hz, rtol=0.02):
             raise UserError(f"{args.test} is sampled at {test.rate_hz:g} Hz but {args.data} at {ws.rate_hz:g} Hz; "
                             "compare on data of one rate.")
         folds, how = [(ws, test)], f"trained on {args.data}, tested on {args.test}"
     else:
-        how, idx = subject_folds(ws)
-        folds = [(ws.subset(a), ws.subset(b)) for a, b in idx]
-    print(f"{how}; {len(ws)} windows of {ws.channel_set} channels at {ws.rate_hz:g} Hz "
-          f"(a window every {args.step / ws.rate_hz * 1000:.0f} ms)")
-    print(f"{'arch':9s} {'accuracy':>8s} {'macro F1':>8s} {'train s':>8s} {'ms/window':>9s}  size")
-    for arch in archs:
-        r = run_folds(arch, folds, feature_set=args.features, random_state=args.seed, progress=not args.quiet,
-                      **_params(args, arch))
-        print(f"{arch:9s} {r.scores.accuracy:8.3f} {r.scores.macro_f1:8.3f} {np.mean(r.fit_s):8.2f} "
-              f"{np.median(r.latency_ms):9.3f}  {r.size}", flush=True)
-    print("train s: mean per fold; ms/window: median single-window predict_proba, features included")
+        how, folds = _folds(args, ws)
+    print(f"{how}; {len(ws)} windows of {ws.size} samples, {ws.channel_set} channels at {ws.rate_hz:g} Hz "
+          f"(a window every {args.step / ws.rate_hz * 1000:.0f} ms); {min(args.jobs, len(archs) * len(folds))} "
+          "fits at a time", flush=True)
+    results = run_archs(archs, folds, feature_set=args.features, random_state=args.seed,
+                        params=_params(args, archs), jobs=args.jobs, progress=not args.quiet)
+    print(COMPARE_HEADER)
+    for r in results:
+        print(compare_row(r))
+        if args.predictions is not None:
+            path = args.predictions.with_name(f"{args.predictions.stem}-{r.arch}{args.predictions.suffix or '.csv'}")
+            _write("predictions", path, r.scores.write_predictions)
+    print("subjects: per-subject accuracy, mean ± standard deviation and the lowest; train s: mean per fold; "
+          "ms/window: single-window predict_proba, features included, median and 99th percentile")
     return 0
+
+
+COMPARE_HEADER = (f"{'arch':9s} {'accuracy':>8s} {'macro F1':>8s} {'subjects':>15s} {'lowest':>6s} "
+                  f"{'train s':>8s} {'ms/window':>9s} {'p99':>6s}  size")
+
+
+def compare_row(r) -> str:
+    import numpy as np
+
+    s = r.scores.spread()["accuracy"]
+    return (f"{r.arch:9s} {r.scores.accuracy:8.3f} {r.scores.macro_f1:8.3f} {s['mean']:7.3f} ± {s['std']:5.3f} "
+            f"{s['min']:6.3f} {np.mean(r.fit_s):8.2f} {np.median(r.latency_ms):9.3f} "
+            f"{np.percentile(r.latency_ms, 99):6.2f}  {r.size}")
