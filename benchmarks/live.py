@@ -32,9 +32,10 @@ import numpy as np
 from harduino import protocol, simboard
 from harduino.dataset import select_channels, windows
 from harduino.models import fit_estimator, load_bundle, make_estimator, save_bundle
+from harduino.shipped import default_model
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "models" / "default"
+DEFAULT_MODEL = default_model()
 
 
 def shown(path: Path) -> str:

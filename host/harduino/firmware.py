@@ -44,15 +44,19 @@ def missing_packages() -> list[str]:
     return result.stdout.split()
 
 
+def install_command(packages: list[str]) -> str:
+    """The command that installs these Debian packages, as whoever runs this would type it."""
+    return f"{'' if os.geteuid() == 0 else 'sudo '}apt-get install {' '.join(packages)}"
+
+
 def build_firmware() -> Path:
     """Build the firmware and the simulator harness (quick when nothing changed); returns the ELF."""
     if not (FIRMWARE_DIR / "Makefile").is_file():
         raise UserError("the firmware sources are not here; run this from a Harduino checkout.")
     missing = missing_packages()
     if missing:
-        names = " ".join(missing)
-        raise UserError(f"building the firmware needs the Debian packages {names}: "
-                        f"sudo apt-get install {names}.")
+        raise UserError(f"building the firmware needs the Debian packages {' '.join(missing)}: "
+                        f"`{install_command(missing)}` installs them (or `make toolchain` in the checkout).")
     result = subprocess.run(["make", "-C", str(FIRMWARE_DIR), "all"], capture_output=True, text=True)
     if result.returncode != 0:
         last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..shipped import default_model
 from . import check_positive
 
 
@@ -20,7 +21,7 @@ def add_commands(subparsers) -> None:
                     "signals, probabilities, a timeline and link health in a dashboard; in the terminal with "
                     "--no-gui, or when there is no display.")
     p.add_argument("port", help="serial port or URL, e.g. /dev/ttyACM0 or 'sim://?script=still:6,walking:8'")
-    p.add_argument("--model", type=Path, default=Path("models/default"), help="model bundle folder (default %(default)s)")
+    p.add_argument("--model", type=Path, help="model bundle folder (default: the model shipped with harduino)")
     p.add_argument("--step", type=int, help="predict every N new samples (default: the model's step)")
     p.add_argument("--smooth", type=int, default=5, metavar="K", help="smooth over the last K windows (default 5)")
     p.add_argument("--smoothing", default="mean", metavar="{mean,majority}",
@@ -56,7 +57,7 @@ def run_live(args) -> int:
 
     from ..live.session import LiveSession
 
-    session = LiveSession(args.model, step=args.step, smooth_k=args.smooth, smoothing=args.smoothing,
+    session = LiveSession(args.model or default_model(), step=args.step, smooth_k=args.smooth, smoothing=args.smoothing,
                           threshold=args.threshold)
     if args.no_gui or not has_display():
         from ..live.terminal import run_terminal
