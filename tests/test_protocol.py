@@ -309,9 +309,39 @@ def test_a_frame_cut_off_by_a_lost_connection_is_discarded_not_mixed_with_new_by
     data, seq, *_ = clean_stream(10)
     decoder = Decoder()
     decoder.feed(data[: 4 * 23 + 9])  # the link drops mid-frame
-    decoder.discard_pending()
+    assert len(decoder.finish()) == 0 and decoder.pending_bytes == 0
     chunk = decoder.feed(data[5 * 23 :])  # the board is back
     s = decoder.stats
     assert s.crc_errors == 0 and s.samples_lost == 1 and s.bytes_skipped == 9
     assert s.bytes_in == s.frame_bytes + s.bytes_skipped + decoder.pending_bytes
     np.testing.assert_array_equal(chunk.seq, seq[5:])
+
+
+# ---------------------------------------------------------------- where frames lie
+
+def test_each_sample_and_info_frame_says_where_it_lies_in_the_stream():
+    info = protocol.encode_info(BoardInfo())
+    samples, seq, *_ = clean_stream(40)
+    noise = b"\x00\xa5\x5a\x01noise"
+    data = info + samples[:10 * 23] + noise + info + samples[10 * 23:]
+    rng = np.random.default_rng(3)
+    for sizes in (None, rng.integers(1, 60, size=100).tolist()):
+        decoder = Decoder()
+        chunks = [decoder.feed(p) for p in ([data] if sizes is None else split(data, sizes))] + [decoder.finish()]
+        ends = np.concatenate([c.sample_ends for c in chunks])
+        spans = [span for c in chunks for span in c.info_spans]
+        assert len(ends) == 40 and spans == [(0, 34), (34 + 230 + len(noise), 34 + 230 + len(noise) + 34)]
+        frames = [data[e - 23 : e] for e in ends]
+        assert b"".join(frames) == samples  # each span holds exactly that sample's frame
+        assert all(data[a:b] == info for a, b in spans)
+
+
+def test_finish_hands_on_complete_frames_and_skips_a_cut_off_one():
+    data, seq, *_ = clean_stream(6)
+    decoder = Decoder()
+    # An info frame's start (A5 5A 02) glued before the last frame: it might still be arriving.
+    assert len(decoder.feed(data[:5 * 23] + b"\xa5\x5a\x02\x01" + data[5 * 23:])) == 5
+    tail = decoder.finish()
+    assert tail.seq.tolist() == [5] and decoder.pending_bytes == 0
+    s = decoder.stats
+    assert s.bytes_in == s.frame_bytes + s.bytes_skipped and s.bytes_skipped == 4 and s.crc_errors == 0

@@ -1,10 +1,9 @@
 """Acquisition: a reader thread turns a port's bytes into timestamped SI samples in a ring buffer.
 
     port (any URL) ──read──► Decoder ──► SI via the info frame's scale ──► SampleBuffer
-                      └────► raw log (exact bytes, from the first info frame or start_raw_copy on)
+                      └────► raw log (the board's own bytes, from its info frame, or start_raw_copy, on)
 
-Consumers never see single samples: they ask the buffer for everything since
-an index (`since`) or the newest n (`latest`) and get a `Block` of copies.
+Consumers ask the buffer (harduino.ringbuffer) for blocks of copies.
 The thread reads at most once per dashboard frame (READ_INTERVAL_S) and
 otherwise blocks in `read()` with a timeout (no polling), survives a port that
 disappears by reopening it (by its stable id where there is one), and keeps
@@ -25,6 +24,9 @@ import serial
 from . import protocol, transport
 from .errors import UserError
 from .protocol import BoardInfo
+from .ringbuffer import Block, SampleBuffer
+
+__all__ = ["INFO_TIMEOUT_S", "READ_INTERVAL_S", "Block", "LinkStats", "Reader", "SampleBuffer"]
 
 
 INFO_TIMEOUT_S = 5.0  # a board answers `info` within milliseconds; a silent port is not a board
@@ -32,89 +34,6 @@ INFO_TIMEOUT_S = 5.0  # a board answers `info` within milliseconds; a silent por
 # hundred µs of cold-cache work whether it brings one frame or ten, so at 100 Hz reading each
 # frame as it comes would cost 5x the CPU for latency nobody sees. Slower streams wait not at all.
 READ_INTERVAL_S = 1 / 30
-
-# ---------------------------------------------------------------- ring buffer
-
-@dataclass
-class Block:
-    """A run of consecutive samples; `start` is the buffer index of the first."""
-
-    start: int
-    seq: np.ndarray     # (n,) int64
-    t_us: np.ndarray    # (n,) int64, board µs, unwrapped
-    host_t: np.ndarray  # (n,) float64, host time.monotonic() at arrival
-    si: np.ndarray      # (n, 6) float64: m/s² (accel x, y, z), rad/s (gyro x, y, z)
-
-    def __len__(self) -> int:
-        return len(self.seq)
-
-    @property
-    def end(self) -> int:
-        """The index after the last sample: pass it to `since` to get what came next."""
-        return self.start + len(self.seq)
-
-
-class SampleBuffer:
-    """A thread-safe bounded ring buffer of samples, indexed by a monotonic sample count."""
-
-    def __init__(self, capacity: int = 1 << 16) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        self.capacity = capacity
-        self._seq = np.zeros(capacity, dtype=np.int64)
-        self._t_us = np.zeros(capacity, dtype=np.int64)
-        self._host_t = np.zeros(capacity, dtype=np.float64)
-        self._si = np.zeros((capacity, 6), dtype=np.float64)
-        self._total = 0
-        self._changed = threading.Condition()
-        self._awaited: list[int] = []  # the index each waiting thread waits to see passed
-
-    @property
-    def total(self) -> int:
-        """Samples ever appended; the index the next sample will get."""
-        return self._total
-
-    def append(self, seq, t_us, host_t, si) -> None:
-        """Add n samples: seq, t_us (n,) arrays, host_t one arrival time or (n,), si (n, 6)."""
-        n = len(seq)
-        if n == 0:
-            return
-        keep = slice(max(0, n - self.capacity), n)  # more than fits: only the newest matter
-        with self._changed:
-            first = (self._total + keep.start) % self.capacity
-            if first + keep.stop - keep.start <= self.capacity:  # the usual case: one slice, no wrap
-                slots = slice(first, first + keep.stop - keep.start)
-            else:
-                slots = (first + np.arange(keep.stop - keep.start)) % self.capacity
-            self._seq[slots] = seq[keep]
-            self._t_us[slots] = t_us[keep]
-            self._host_t[slots] = host_t if np.ndim(host_t) == 0 else host_t[keep]
-            self._si[slots] = si[keep]
-            self._total += n
-            if any(index < self._total for index in self._awaited):  # wake only those whose sample came
-                self._changed.notify_all()
-
-    def since(self, index: int) -> Block:
-        """Copies of the samples from index on (or from the oldest still held, if it was overwritten)."""
-        with self._changed:
-            start = min(max(index, self._total - self.capacity, 0), self._total)
-            slots = np.arange(start, self._total) % self.capacity
-            return Block(start, self._seq[slots], self._t_us[slots], self._host_t[slots], self._si[slots])
-
-    def latest(self, n: int) -> Block:
-        return self.since(self._total - max(n, 0))
-
-    def wait(self, index: int, timeout: float | None = None) -> bool:
-        """Block until the buffer holds samples past index (True) or the timeout passes (False)."""
-        with self._changed:
-            if self._total > index:
-                return True
-            self._awaited.append(index)
-            try:
-                return self._changed.wait_for(lambda: self._total > index, timeout)
-            finally:
-                self._awaited.remove(index)
-
 
 # ---------------------------------------------------------------- link statistics
 
@@ -152,7 +71,7 @@ class LinkStats:
 _RATE_WINDOW_S = 2.0      # bytes/s and sample rate are measured over about this much
 _DRIFT_MIN_SPAN_S = 2.0   # drift needs this much board time before it means anything
 _DRIFT_POINTS = 600       # one point per board second: ten minutes
-_PRELOG_LIMIT = 1 << 16   # bytes kept while looking for the info frame that starts a raw log
+READ_MAX = 1 << 16        # bytes one read takes at most: a replay at full speed comes a block at a time
 _REOPEN_EVERY_S = 0.5
 
 
@@ -187,8 +106,8 @@ class Reader(threading.Thread):
         # stream), or one started and stopped while streaming (start_raw_copy, the dashboard).
         self._log_file = None
         self._log_lock = threading.Lock()   # a log starts and stops between two reads, never inside one
-        self._logging = False               # bytes go to the file (else to _prelog, until an info frame)
-        self._prelog = bytearray()
+        self._logging = False               # bytes go to the file (else wait for this connection's info frame)
+        self._info_frame = b""              # the bytes of the board's last info frame, as it sent them
         self._log_error: str | None = None  # why a started copy ended early
 
     # -- control
@@ -222,7 +141,7 @@ class Reader(threading.Thread):
             copy = None
             try:
                 copy = open(path, "wb")
-                copy.write(protocol.encode_info(self.info) + self._decoder.pending)
+                copy.write(self._info_frame + self._decoder.pending)
                 copy.flush()
             except OSError as err:
                 if copy is not None:
@@ -287,28 +206,33 @@ class Reader(threading.Thread):
     def _read_connection(self) -> None:
         port = self._port
         self._connected, self._scale, self._logging = True, None, False
-        self._decoder.discard_pending()  # a frame half-read before a reconnect would fail its CRC
-        self._prelog.clear()
         self._drift.clear()
         port.write(protocol.command("info"))
+        # A source whose bytes wait for us (sim://, replay://) is read no faster than a
+        # consumer that must miss nothing (replay --samples) takes the samples.
+        room = READ_MAX // protocol.SAMPLE_FRAME_LEN + 2 if getattr(port, "waits_for_reader", False) else 0
         while not self._stop_event.is_set():
             pause = self._last_read + self._min_interval - time.monotonic()
             if pause > 0:
                 time.sleep(pause)  # short: stop() is still answered within min_interval
+            if room and not self.buffer.wait_for_room(room, self._read_timeout):
+                continue
             # A steady stream has bytes waiting after the pause: one read, no wait in select.
             # Otherwise block until the first byte comes (or the timeout passes), then take the rest.
-            waiting = port.in_waiting
+            waiting = min(port.in_waiting, READ_MAX)
             data = port.read(waiting or 1)
             if data:
                 if not waiting:
-                    data += port.read(port.in_waiting)
+                    data += port.read(min(port.in_waiting, READ_MAX))
                 self._last_read = time.monotonic()
                 self._take(data, self._last_read)
             elif getattr(port, "at_end", False):  # replay:// has played the whole log
+                self._take(None, time.monotonic())
                 self._note = "end of stream"
                 return
 
     def _lose_port(self, err: Exception) -> None:
+        self._take(None, time.monotonic())  # the complete frames held back; a frame cut off is skipped
         self._connected = False
         self._note = f"port lost ({err}); waiting for it to come back"
         self._close_port()
@@ -333,16 +257,25 @@ class Reader(threading.Thread):
 
     # -- bytes to samples
 
-    def _take(self, data: bytes, now: float) -> None:
-        self._count_bytes(len(data), now)
-        frames_before = self._decoder.stats.frames_ok
-        chunk = self._decoder.feed(data)
-        if self._decoder.stats.frames_ok > frames_before:
-            self._last_frame = now
+    def _take(self, data: bytes | None, now: float) -> None:
+        """Decode, log and buffer one read; None: the stream ended, hand on what it completed."""
+        with self._log_lock:  # a raw copy starts and stops between two reads, never inside one
+            held, base, frames_before = self._decoder.pending, self._decoder.pending_offset, self._decoder.stats.frames_ok
+            chunk = self._decoder.finish() if data is None else self._decoder.feed(data)
+            buf = held + (data or b"")  # the bytes decoded, from stream offset base
+            if chunk.info_spans:  # the board's own info frame, for a raw copy to start with
+                start, end = chunk.info_spans[-1]
+                self._info_frame = buf[start - base : end - base]
+            if data:
+                self._count_bytes(len(data), now)
+                self._log(data, buf[chunk.info_spans[0][0] - base :] if chunk.info_spans else b"")
+            if self._decoder.stats.frames_ok > frames_before:
+                self._last_frame = now
+            self._buffer(chunk, now)
+
+    def _buffer(self, chunk: protocol.DecodedChunk, now: float) -> None:
         if chunk.resets:
             self._drift.clear()
-        with self._log_lock:
-            self._log(data, chunk)
         # Samples between info frames take the scale of the info before them.
         edges = [0] + [position for position, _ in chunk.infos] + [len(chunk)]
         scales = [self._scale] + [info.si_scale for _, info in chunk.infos]
@@ -360,12 +293,14 @@ class Reader(threading.Thread):
         if len(chunk) and self._scale is not None:
             self._track_drift(float(chunk.t_us[-1]) / 1e6, now)
 
-    def _log(self, data: bytes, chunk: protocol.DecodedChunk) -> None:
-        """Raw log: every byte from this connection's first info frame (or from start_raw_copy) on."""
-        if self._log_file is None:
+    def _log(self, data: bytes, from_info: bytes) -> None:
+        """Raw log: every byte read from this connection's first info frame (from_info, when it came) on."""
+        if self._log_file is None or not (self._logging or from_info):
             return
         try:
-            self._write_log(data, chunk)
+            self._log_file.write(data if self._logging else from_info)
+            self._log_file.flush()
+            self._logging = True
         except OSError as err:
             self._log_error = (f"cannot write the raw log {self._log_file.name}: {err.strerror or err}; "
                                "free some space or choose another folder.")
@@ -381,20 +316,6 @@ class Reader(threading.Thread):
             log.close()
         except OSError as err:
             self._log_error = self._log_error or f"cannot write the raw log {log.name}: {err.strerror or err}."
-
-    def _write_log(self, data: bytes, chunk: protocol.DecodedChunk) -> None:
-        if self._logging:
-            self._log_file.write(data)
-        else:
-            self._prelog += data
-            if chunk.infos:
-                start = self._prelog.rfind(protocol.encode_info(chunk.infos[0][1]))
-                self._log_file.write(self._prelog[max(start, 0):])
-                self._logging = True
-                self._prelog.clear()
-            else:
-                del self._prelog[:-_PRELOG_LIMIT]
-        self._log_file.flush()
 
     def _count_bytes(self, n: int, now: float) -> None:
         total = (self._bytes[-1][1] if self._bytes else 0) + n

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import Calibration
 from .errors import UserError
-from .protocol import SAMPLE_DTYPE, SAMPLE_FRAME_LEN
-from .urlhandlers.protocol_replay import release_offsets
+from .protocol import SAMPLE_DTYPE, SAMPLE_FRAME_LEN, Decoder
 
 FORMAT_VERSION = 1
 COLUMNS = ("t", "ax", "ay", "az", "gx", "gy", "gz", "label", "seq", "t_us")
@@ -56,6 +56,7 @@ class Recording:
     seq: np.ndarray | None = None    # (n,) int64 board sequence numbers, when the file has them
     t_us: np.ndarray | None = None   # (n,) int64 board clock in µs, when the file has them
     notes: list[str] = field(default_factory=list)
+    calibration: Calibration | None = None  # how the board sat on the wearer (the sidecar's, or estimated)
 
     def __len__(self) -> int:
         return len(self.t)
@@ -133,9 +134,11 @@ def load_recording(path: str | Path) -> Recording:
 
     for note in notes:
         warnings.warn(note, RecordingNote, stacklevel=2)
+    stored = meta.get("calibration")
     return Recording(path=path, subject=str(meta["subject"]), session=str(meta.get("session") or path.stem),
                      rate_hz=float(meta["rate_hz"]), t=t, si=si, labels=labels.astype(str), meta=meta,
-                     seq=seq, t_us=t_us, notes=notes)
+                     seq=seq, t_us=t_us, notes=notes,
+                     calibration=Calibration.from_dict(stored, sidecar_path(path)) if stored else None)
 
 
 def _cells(lines: list[str], width: int, path: Path) -> np.ndarray:
@@ -381,24 +384,31 @@ def trim_raw_log(path: str | Path, last_seq: int, last_t_us: int) -> bool:
     """Cut a raw log after the sample frame of the last recorded sample, so a replay gives the recording.
 
     The reader logs every byte it read, a little past the moment recording
-    stopped. The sample is found by its 16-bit sequence number and 32-bit board
-    time, the last frame that matches; a log where it cannot be found is kept
-    whole. Returns whether the log was cut.
+    stopped. The decoder says where each sample frame ends; the sample is found
+    by its 16-bit sequence number and 32-bit board time, the last frame that
+    matches. A log where it cannot be found is kept whole. The log is read a
+    block at a time. Returns whether it was cut.
     """
     path = Path(path)
-    data = path.read_bytes()
-    ends, _ = release_offsets(data)
-    if ends.size == 0:
+    target, cut, decoder = (last_seq & 0xFFFF, last_t_us & 0xFFFFFFFF), None, Decoder()
+    with open(path, "rb") as f:
+        while True:
+            held, base = decoder.pending, decoder.pending_offset
+            block = f.read(1 << 20)
+            chunk = decoder.feed(block) if block else decoder.finish()
+            if len(chunk):
+                rows = np.frombuffer(held + block, np.uint8)[chunk.sample_ends[:, None] - base - SAMPLE_FRAME_LEN
+                                                             + np.arange(SAMPLE_FRAME_LEN)]
+                frames = rows.copy().view(SAMPLE_DTYPE)[:, 0]
+                match = np.flatnonzero((frames["seq"] == target[0]) & (frames["t_us"] == target[1]))
+                cut = int(chunk.sample_ends[match[-1]]) if match.size else cut
+            if not block:
+                break
+    if cut is None:
         return False
-    rows = np.frombuffer(data, dtype=np.uint8)[ends[:, None] - SAMPLE_FRAME_LEN + np.arange(SAMPLE_FRAME_LEN)]
-    frames = rows.copy().view(SAMPLE_DTYPE)[:, 0]
-    match = np.flatnonzero((frames["seq"] == (last_seq & 0xFFFF)) & (frames["t_us"] == (last_t_us & 0xFFFFFFFF)))
-    if match.size == 0:
-        return False
-    end = int(ends[match[-1]])
-    if end < len(data):
+    if cut < decoder.stats.bytes_in:
         with open(path, "r+b") as f:
-            f.truncate(end)
+            f.truncate(cut)
     return True
 
 

@@ -24,7 +24,6 @@ import threading
 import time
 import tty
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
@@ -162,7 +161,7 @@ _MOVEMENTS = {"still": _still, "walking": _walking, "running": _running, "jumpin
 
 # ---------------------------------------------------------------- synthesis
 
-def _check_activity(activity: str) -> None:
+def check_activity(activity: str) -> None:
     if activity not in ACTIVITIES:
         raise UserError(f"unknown activity {activity!r}; choose one of {', '.join(ACTIVITIES)}.")
 
@@ -179,7 +178,7 @@ def _noise(first: int, n: int, subject: int, seed: int) -> np.ndarray:
 def synth_activity(activity: str, n: int, rate_hz: float, subject: int = 0, seed: int = 0,
                    t0: float = 0.0) -> np.ndarray:
     """n samples of one activity from time t0 (s) at rate_hz: (n, 6) int16 raw counts."""
-    _check_activity(activity)
+    check_activity(activity)
     if n <= 0:
         return np.zeros((0, 6), dtype=np.int16)
     p = subject_profile(subject)
@@ -207,7 +206,7 @@ def synth_script(script: list[tuple[str, float]], rate_hz: float, subject: int =
                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A session following a schedule [(activity, seconds), ...]: raw (n, 6) int16 and labels (n,)."""
     for activity, _ in script:
-        _check_activity(activity)
+        check_activity(activity)
     counts = [int(round(seconds * rate_hz)) for _, seconds in script]
     labels = np.repeat(np.array([a for a, _ in script], dtype=str), counts)
     if labels.size == 0:
@@ -220,7 +219,7 @@ def parse_script(text: str) -> list[tuple[str, float]]:
     script = []
     for part in filter(None, (s.strip() for s in text.split(","))):
         name, _, seconds = part.partition(":")
-        _check_activity(name)
+        check_activity(name)
         try:
             duration = float(seconds)
         except ValueError:
@@ -237,7 +236,7 @@ def parse_script(text: str) -> list[tuple[str, float]]:
 
 @dataclass
 class SimSettings:
-    """What a sim:// URL says: ?activity=walking&subject=3&seed=1&rate=50&baud=115200&script=...&speed=max."""
+    """How a virtual board behaves (a sim:// URL says it: see harduino.urlhandlers.protocol_sim)."""
 
     script: list[tuple[str, float]]
     subject: int = 0
@@ -246,54 +245,6 @@ class SimSettings:
     baud: int = 115200
     paced: bool = True       # False: as fast as it is read (speed=max)
     drift_ppm: float = 0.0   # how fast the board's clock runs against the host's
-
-    PARAMS = ("activity", "script", "subject", "seed", "rate", "baud", "speed", "drift")
-
-    @classmethod
-    def from_url(cls, url: str) -> "SimSettings":
-        parts = urlsplit(url)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        unknown = sorted(set(query) - set(cls.PARAMS))
-        if unknown:
-            raise UserError(f"unknown sim:// parameter {unknown[0]!r}; known: {', '.join(cls.PARAMS)}.")
-        if "activity" in query and "script" in query:
-            raise UserError("give sim:// either activity= or script=, not both.")
-        if "script" in query:
-            script = parse_script(query["script"])
-        else:
-            activity = query.get("activity", "walking")
-            _check_activity(activity)
-            script = [(activity, 3600.0)]
-        speed = query.get("speed", "1")
-        if speed not in ("1", "max"):
-            raise UserError(f"sim:// speed must be 1 (paced by the board clock) or max, not {speed!r}.")
-        settings = cls(
-            script=script,
-            subject=_int_param(query, "subject", 0, 0, 10**6),
-            seed=_int_param(query, "seed", 0, 0, 2**32 - 1),
-            rate_hz=_int_param(query, "rate", 50, 1, 1000),
-            baud=_int_param(query, "baud", 115200, 300, 10_000_000),
-            paced=speed == "1",
-        )
-        if "drift" in query:
-            try:
-                settings.drift_ppm = float(query["drift"])
-            except ValueError:
-                raise UserError(f"sim:// drift must be a number of ppm, not {query['drift']!r}.") from None
-        return settings
-
-
-def _int_param(query: dict, name: str, default: int, low: int, high: int) -> int:
-    text = query.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise UserError(f"sim:// {name} must be a whole number from {low} to {high}, not {text!r}.")
-    return value
 
 
 class SimBoard:
@@ -399,25 +350,16 @@ class SimBoard:
             self._produce(1)
             return len(self._out)
 
-    def read(self, size: int, timeout: float | None) -> bytes:
-        """Like a serial port: up to size bytes, returning early only when size are there or at timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        out = bytearray()
-        while True:
-            self._wake.clear()
-            with self._lock:
-                self._produce(size - len(out))
-                take = min(size - len(out), len(self._out))
-                out += self._out[:take]
-                del self._out[:take]
-                ready_at = self._next_ready()
-            now = time.monotonic()
-            if len(out) >= size or self.closed or (deadline is not None and now >= deadline):
-                return bytes(out)
-            wait = ready_at - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            self._wake.wait(None if math.isinf(wait) else max(wait, 0.0))
+    def take(self, size: int) -> tuple[bytes, float]:
+        """Up to size bytes there now, and the host time the next frame arrives (inf: none by itself).
+
+        The sim:// port's read() blocks on it (harduino.urlhandlers.blocking_read); `_wake` is set by commands.
+        """
+        with self._lock:
+            self._produce(size)
+            out = bytes(self._out[:size])
+            del self._out[:size]
+            return out, self._next_ready()
 
     def close(self) -> None:
         self.closed = True

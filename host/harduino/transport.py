@@ -2,6 +2,8 @@
 
 Everything goes through `serial.serial_for_url`, with our handlers registered
 the pyserial way, and every failure a user can cause becomes one UserError.
+Our package comes first in pyserial's search, so our `socket://` (which counts
+the bytes waiting) is the one used; other schemes fall through to pyserial's.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import serial
 from serial.tools import list_ports
 
 from .errors import UserError
+from .urlhandlers import URLError
 
 HANDLER_PACKAGE = "harduino.urlhandlers"
 BY_ID = Path("/dev/serial/by-id")  # udev's stable names: they survive a replug onto another ttyACMn
 
 if HANDLER_PACKAGE not in serial.protocol_handler_packages:
-    serial.protocol_handler_packages.append(HANDLER_PACKAGE)
+    serial.protocol_handler_packages.insert(0, HANDLER_PACKAGE)
 
 
 def is_url(port: str) -> bool:
@@ -31,8 +34,8 @@ def open_port(url: str, timeout: float = 0.1) -> serial.SerialBase:
     kwargs = {} if is_url(url) else {"exclusive": True, "baudrate": 115200}
     try:
         return serial.serial_for_url(url, timeout=timeout, **kwargs)
-    except UserError:
-        raise
+    except URLError as err:  # our handlers' own sentence
+        raise UserError(str(err)) from None
     except ValueError as err:
         if "protocol" in str(err) and "not known" in str(err):
             scheme = url.split("://", 1)[0]

@@ -1,13 +1,14 @@
-"""The decoder: bytes as they arrive become numpy blocks of samples.
+"""The decoder: bytes as they arrive become numpy blocks of samples, and where each frame lies in the stream.
 
 Chunks may split a frame anywhere or hold thousands of frames. Every sync word
-is a candidate, the CRC decides, and the earlier of two overlapping frames
-wins. The decoder never raises on bad bytes: it resynchronises and counts
-(docs/protocol.md).
+is a candidate, the CRC decides, the earlier of two overlapping frames wins,
+and sync words inside an accepted frame are ordinary data. The decoder never
+raises on bad bytes: it resynchronises and counts (docs/protocol.md).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,7 +44,8 @@ class DecodedChunk:
 
     seq and t_us are unwrapped, monotonic 64-bit values. infos and errors carry
     the number of samples in this chunk that came before them, so a reader can
-    tell which samples a new info frame applies to.
+    tell which samples a new info frame applies to. Byte offsets count from the
+    first byte the decoder was fed.
     """
 
     seq: np.ndarray
@@ -52,9 +54,20 @@ class DecodedChunk:
     infos: list[tuple[int, BoardInfo]] = field(default_factory=list)
     errors: list[tuple[int, int, str]] = field(default_factory=list)
     resets: list[int] = field(default_factory=list)
+    info_spans: list[tuple[int, int]] = field(default_factory=list)  # (start, end) offsets of each info frame
+    # Where the sample frames lie: (offset of the first byte decoded, frames back to back from there,
+    # offsets of the other sample frames, which were handed on); sample_ends works it out when asked.
+    _layout: tuple[int, int, np.ndarray, np.ndarray | None] = (0, 0, _NONE, None)
 
     def __len__(self) -> int:
         return len(self.seq)
+
+    @functools.cached_property
+    def sample_ends(self) -> np.ndarray:
+        """(n,) int64: the offset just past each sample's frame (replay pacing and log trimming cut there)."""
+        base, aligned, starts, keep = self._layout
+        ends = np.concatenate([base + SAMPLE_FRAME_LEN * np.arange(1, aligned + 1), starts + SAMPLE_FRAME_LEN])
+        return ends if keep is None else ends[keep]
 
 
 class Decoder:
@@ -75,20 +88,31 @@ class Decoder:
     def pending_bytes(self) -> int:
         return len(self._pending)
 
-    def discard_pending(self) -> None:
-        """Forget a frame cut off by a lost connection: its rest will never come (counted as skipped)."""
-        self.stats.bytes_skipped += len(self._pending)
-        self._pending = b""
+    @property
+    def pending_offset(self) -> int:
+        """The stream offset of the first pending byte."""
+        return self.stats.bytes_in - len(self._pending)
 
     def feed(self, data: bytes) -> DecodedChunk:
+        return self._decode(bytes(data), final=False)
+
+    def finish(self) -> DecodedChunk:
+        """The stream has ended (a lost connection, the end of a log): hand on the complete frames still held.
+
+        What cannot become a frame any more is skipped; the next feed() starts afresh.
+        """
+        return self._decode(b"", final=True)
+
+    def _decode(self, data: bytes, final: bool) -> DecodedChunk:
+        base = self.pending_offset
         self.stats.bytes_in += len(data)
-        buf = self._pending + bytes(data)
+        buf = self._pending + data
         a = np.frombuffer(buf, dtype=np.uint8)
         # The common case: back-to-back sample frames from the first byte on.
         aligned = self._aligned_samples(buf)
         head = aligned * SAMPLE_FRAME_LEN
         rest, rest_buf = a[head:], buf[head:]
-        starts, types, lengths, end = self._scan(rest, rest_buf)
+        starts, types, lengths, end = self._scan(rest, rest_buf, final)
 
         accepted_bytes = int(lengths.sum())
         self.stats.frames_ok += aligned + int(starts.size)
@@ -96,18 +120,20 @@ class Decoder:
         self.stats.bytes_skipped += end - accepted_bytes
         self._pending = rest_buf[end:]
 
-        frames, others = a[:head], []
+        frames, others, scanned = a[:head], [], _NONE
         if starts.size:
             is_sample = types == TYPE_SAMPLE
-            scanned = rest[starts[is_sample, None] + np.arange(SAMPLE_FRAME_LEN)].reshape(-1)
-            frames = np.concatenate([frames, scanned])
+            scanned = starts[is_sample]
+            frames = np.concatenate([frames, rest[scanned[:, None] + np.arange(SAMPLE_FRAME_LEN)].reshape(-1)])
+            scanned = scanned + (base + head)
             # Where each info/error frame sits among this chunk's sample frames.
             order = aligned + np.cumsum(is_sample) - is_sample
-            others = [(int(order[i]), int(types[i]), rest_buf[starts[i] + 3 : starts[i] + lengths[i] - 2])
+            others = [(int(order[i]), int(types[i]), int(starts[i]) + base + head, int(lengths[i]),
+                       rest_buf[starts[i] + 3 : starts[i] + lengths[i] - 2])
                       for i in np.flatnonzero(~is_sample)]
-        return self._chunk(frames.view(SAMPLE_DTYPE), others)
+        return self._chunk(frames.view(SAMPLE_DTYPE), others, (base, aligned, scanned))
 
-    # -- steps of feed()
+    # -- steps of _decode()
 
     @staticmethod
     def _aligned_samples(buf: bytes) -> int:
@@ -126,37 +152,48 @@ class Decoder:
             bad |= (rows[:, 0] != 0xA5) | (rows[:, 1] != 0x5A) | (rows[:, 2] != TYPE_SAMPLE)
         return int(np.argmax(bad))
 
-    def _scan(self, a: np.ndarray, buf: bytes):
+    def _scan(self, a: np.ndarray, buf: bytes, final: bool):
         """Find frames anywhere in the buffer: every sync word is a candidate, the CRC decides.
 
         Returns the accepted frames' starts, types and lengths, and where the
         bytes still to be decided (a frame that may still be arriving) begin.
         """
         n = a.size
-        if n < 2:  # nothing to decide yet
-            return _NONE, _NONE, _NONE, 0 if n == 0 or a[0] == 0xA5 else 1
-        if n < SAMPLE_FRAME_LEN and a[0] == 0xA5 and a[1] == 0x5A and (n == 2 or n < _LEN_BY_TYPE[a[2]]):
-            return _NONE, _NONE, _NONE, 0  # the usual tail: the start of the next frame
+        if not final:
+            if n < 2:  # nothing to decide yet
+                return _NONE, _NONE, _NONE, 0 if n == 0 or a[0] == 0xA5 else 1
+            if n < SAMPLE_FRAME_LEN and a[0] == 0xA5 and a[1] == 0x5A and (n == 2 or n < _LEN_BY_TYPE[a[2]]):
+                return _NONE, _NONE, _NONE, 0  # the usual tail: the start of the next frame
         starts = np.flatnonzero((a[:-1] == 0xA5) & (a[1:] == 0x5A))
         types = a[np.minimum(starts + 2, n - 1)]
         lengths = _LEN_BY_TYPE[types]
-        # Bytes from the first frame that may still be arriving are kept for later.
-        incomplete = (starts + 2 >= n) | ((lengths > 0) & (starts + lengths > n))
-        cut = int(starts[incomplete][0]) if incomplete.any() else (n - 1 if n and a[-1] == 0xA5 else n)
-        keep = starts < cut
-        starts, types, lengths = starts[keep], types[keep], lengths[keep]
-
-        ok = self._crc_ok(a, buf, starts, types, lengths)
+        typed = starts + 2 < n
+        complete = typed & (lengths > 0) & (starts + lengths <= n)
+        ok = np.zeros(starts.size, dtype=bool)
+        ok[complete] = self._crc_ok(a, buf, starts[complete], types[complete], lengths[complete])
         acc_starts, acc_types, acc_lens = self._non_overlapping(starts[ok], types[ok], lengths[ok])
         acc_ends = acc_starts + acc_lens
 
-        # Candidates that failed, unless they sit inside a frame we accepted (data bytes that look like sync).
-        loose = ~ok
+        # Candidates inside a frame we accepted are data bytes that look like sync.
+        inside = np.zeros(starts.size, dtype=bool)
         if acc_starts.size:
             idx = np.searchsorted(acc_starts, starts, side="right") - 1
-            loose &= ~((idx >= 0) & (starts < acc_ends[np.maximum(idx, 0)]))
-        self.stats.crc_errors += int(np.count_nonzero(loose & (lengths > 0)))
-        self.stats.malformed += int(np.count_nonzero(loose & (lengths == 0)))
+            inside = (idx >= 0) & (starts < acc_ends[np.maximum(idx, 0)])
+        # Bytes from the first frame that may still be arriving are kept for later (none at the end).
+        undecided = ~complete & (~typed | (lengths > 0))
+        if final:
+            cut = n
+        elif undecided.any():
+            cut = int(starts[undecided][0])
+        else:
+            tail = n - 1 if n and a[-1] == 0xA5 else n
+            cut = n if tail < n and acc_ends.size and acc_ends[-1] > tail else tail
+        kept = acc_starts < cut
+        acc_starts, acc_types, acc_lens, acc_ends = acc_starts[kept], acc_types[kept], acc_lens[kept], acc_ends[kept]
+
+        loose = ~ok & ~inside & (starts < cut)  # candidates that failed
+        self.stats.crc_errors += int(np.count_nonzero(loose & complete))
+        self.stats.malformed += int(np.count_nonzero(loose & typed & (lengths == 0)))
         end = max(cut, int(acc_ends[-1]) if acc_ends.size else 0)
         return acc_starts, acc_types, acc_lens, end
 
@@ -166,7 +203,7 @@ class Decoder:
         is_sample = types == TYPE_SAMPLE
         if is_sample.any():
             ok[is_sample] = sample_crc_residue(a[starts[is_sample, None] + np.arange(SAMPLE_FRAME_LEN)]) == 0
-        for i in np.flatnonzero((lengths > 0) & ~is_sample):  # info and error frames are rare
+        for i in np.flatnonzero(~is_sample):  # info and error frames are rare
             s, ln = int(starts[i]), int(lengths[i])
             ok[i] = crc16(buf[s + 2 : s + ln - 2]) == int.from_bytes(buf[s + ln - 2 : s + ln], "little")
         return ok
@@ -183,11 +220,12 @@ class Decoder:
                 end = s + int(lengths[i])
         return starts[keep], types[keep], lengths[keep]
 
-    def _chunk(self, frames: np.ndarray, others: list[tuple[int, int, bytes]]) -> DecodedChunk:
-        infos, errors = [], []
-        for position, type_, payload in others:  # info and error frames: a few per session
+    def _chunk(self, frames: np.ndarray, others: list, layout: tuple) -> DecodedChunk:
+        infos, spans, errors = [], [], []
+        for position, type_, start, length, payload in others:  # info and error frames: a few per session
             if type_ == TYPE_INFO:
                 infos.append((position, decode_info(payload)))
+                spans.append((start, start + length))
             else:
                 errors.append((position, *decode_error(payload)))
         self.stats.info_frames += len(infos)
@@ -210,5 +248,8 @@ class Decoder:
             infos = [(int(before[p]), info) for p, info in infos]
             errors = [(int(before[p]), c, m) for p, c, m in errors]
             raw = raw[keep]
+        else:
+            keep = None
         self.stats.samples += int(clock.seq.size)
-        return DecodedChunk(clock.seq, clock.t_us, raw.astype(np.int16), infos, errors, clock.resets)
+        return DecodedChunk(clock.seq, clock.t_us, raw.astype(np.int16), infos, errors, clock.resets, spans,
+                            (*layout, keep))

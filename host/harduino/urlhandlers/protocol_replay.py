@@ -1,11 +1,12 @@
 """`replay://PATH?speed=max|1|4&loop=1`: a recorded raw serial log played back as a port.
 
-The log holds the exact bytes a reader received, starting with an info frame.
-Playback is paced by the board timestamps inside it (each sample frame is
-released when its board time comes round, divided by `speed`), or as fast as
-it is read with `speed=max`. At the end of the file `at_end` turns true and
-reads return nothing; with `loop=1` it starts again from the top. Commands
-written to it are accepted and ignored.
+The log holds the bytes a board sent, starting with its info frame. Playback is
+paced by the board's clock inside it: the decoder says where each sample frame
+ends and when it was taken, and the bytes up to that end come out when its
+board time comes round (divided by `speed`), or as fast as they are read with
+`speed=max`. The file is read a block at a time, so memory does not grow with
+its size. At the end `at_end` turns true and reads return nothing; with
+`loop=1` it starts again from the top. Commands written to it are ignored.
 """
 
 from __future__ import annotations
@@ -14,68 +15,17 @@ import math
 import threading
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 from serial.serialutil import PortNotOpenError, SerialException
 
 from .. import protocol
-from ..errors import UserError
-from . import VirtualPort
+from . import URLError, VirtualPort, blocking_read, check_params, query_of
 
 PARAMS = ("speed", "loop")
+BLOCK = 1 << 16      # bytes read from the file at a time, and the most one read is offered (a driver's buffer)
 _PROBE_BYTES = 4096  # an info frame must decode from this much of the start of a log
-
-
-def parse_url(url: str) -> tuple[Path, float, bool]:
-    """replay://PATH?... -> (path, speed (inf = as fast as possible), loop)."""
-    parts = urlsplit(url)
-    path = Path(unquote(parts.netloc + parts.path)).expanduser()
-    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    unknown = sorted(set(query) - set(PARAMS))
-    if unknown:
-        raise UserError(f"unknown replay:// parameter {unknown[0]!r}; known: {', '.join(PARAMS)}.")
-    text = query.get("speed", "1")
-    try:
-        speed = math.inf if text == "max" else float(text)
-    except ValueError:
-        speed = 0.0
-    if not speed > 0:
-        raise UserError(f"replay:// speed must be max or a positive number like 1 or 4, not {text!r}.")
-    if query.get("loop", "0") not in ("0", "1"):
-        raise UserError(f"replay:// loop must be 0 or 1, not {query['loop']!r}.")
-    return path, speed, query.get("loop") == "1"
-
-
-def load_log(path: Path) -> bytes:
-    """The bytes of a raw serial log, or a UserError saying why it is not one."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"no such raw log file: {path}.") from None
-    except OSError as err:
-        raise UserError(f"cannot read raw log {path}: {err.strerror}.") from None
-    if not protocol.Decoder().feed(data[:_PROBE_BYTES]).infos:
-        raise UserError(f"{path} is not a raw serial log (it does not start with a board info frame).")
-    return data
-
-
-def release_offsets(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Byte offsets where each valid sample frame ends, and its board time in s from the first."""
-    a = np.frombuffer(data, dtype=np.uint8)
-    n = a.size - protocol.SAMPLE_FRAME_LEN + 1
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    starts = np.flatnonzero((a[:n] == 0xA5) & (a[1 : n + 1] == 0x5A) & (a[2 : n + 2] == protocol.TYPE_SAMPLE))
-    rows = a[starts[:, None] + np.arange(protocol.SAMPLE_FRAME_LEN)]
-    crc = rows[:, -2].astype(np.uint16) | (rows[:, -1].astype(np.uint16) << 8)
-    ok = protocol.crc16_rows(rows[:, 2:-2]) == crc
-    starts, rows = starts[ok], rows[ok]
-    t32 = rows[:, 5:9].copy().view("<u4")[:, 0].astype(np.int64)
-    step = (np.diff(t32) & 0xFFFFFFFF)
-    step[step >= 1 << 31] = 0  # the board restarted: no wait
-    seconds = np.concatenate([[0], np.cumsum(step)]) / 1e6
-    return starts + protocol.SAMPLE_FRAME_LEN, seconds
 
 
 class Serial(VirtualPort):
@@ -86,79 +36,113 @@ class Serial(VirtualPort):
             raise SerialException("Port must be configured before it can be used.")
         if self.is_open:
             raise SerialException("Port is already open.")
-        path, self.speed, self.loop = parse_url(self._port)
-        self._data = load_log(path)
-        self._ends, self._times = release_offsets(self._data)
+        path, self.speed, self.loop = self.from_url(self.portstr)
+        self._file = _open_log(path)
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._restart()
         self.is_open = True
 
-    def _restart(self):
-        self._pos = 0
+    def from_url(self, url: str) -> tuple[Path, float, bool]:
+        """replay://PATH?... -> (path, speed (inf = as fast as it is read), loop); URLError if it cannot be."""
+        parts = urlsplit(url)
+        query = query_of(parts)
+        check_params("replay", query, PARAMS)
+        text = query.get("speed", "1")
+        try:
+            speed = math.inf if text == "max" else float(text)
+        except ValueError:
+            speed = 0.0
+        if not 0 < speed:
+            raise URLError(f"replay:// speed must be max or a positive number like 1 or 4, not {text!r}.")
+        if query.get("loop", "0") not in ("0", "1"):
+            raise URLError(f"replay:// loop must be 0 or 1, not {query['loop']!r}.")
+        return Path(unquote(parts.netloc + parts.path)).expanduser(), speed, query.get("loop") == "1"
+
+    # -- playback
+
+    def _restart(self) -> None:
+        self._file.seek(0)
+        self._decoder = protocol.Decoder()
+        self._ahead = bytearray()  # read from the file, not yet handed out
+        self._pos = 0              # the log offset of _ahead[0]
+        # Release points among the bytes read: log offsets where sample frames end, and their board
+        # times in s from the log's first sample.
+        self._ends = np.zeros(0, dtype=np.int64)
+        self._due = np.zeros(0)
+        self._t0: int | None = None
+        self._eof = False
         self._start = time.monotonic()
+
+    def _read_block(self) -> None:
+        data = self._file.read(BLOCK)
+        self._eof = not data
+        self._ahead += data
+        if math.isinf(self.speed):
+            return  # nothing to pace
+        chunk = self._decoder.feed(data) if data else self._decoder.finish()  # the end delivers what is complete
+        if len(chunk):
+            if self._t0 is None:
+                self._t0 = int(chunk.t_us[0])
+            ends, due = chunk.sample_ends, (chunk.t_us - self._t0) / 1e6
+        else:  # no sample frame to pace these bytes by: they come out with the last one
+            ends, due = np.array([self._pos + len(self._ahead)]), self._due[-1:] if self._due.size else np.zeros(1)
+        self._ends, self._due = np.concatenate([self._ends, ends]), np.concatenate([self._due, due])
+
+    def _released(self, now: float) -> tuple[int, float]:
+        """(bytes out by now, host time when more come out: inf once the log has played)."""
+        while True:
+            if math.isinf(self.speed):
+                if not self._ahead and not self._eof:
+                    self._read_block()
+                return len(self._ahead), math.inf if self._eof and not self._ahead else now
+            i = int(np.searchsorted(self._due, (now - self._start) * self.speed, side="right"))
+            if i < self._due.size:
+                return (int(self._ends[i - 1]) - self._pos if i else 0), self._start + self._due[i] / self.speed
+            if self._eof:
+                return len(self._ahead), math.inf
+            self._read_block()
+
+    def _take(self, size: int) -> tuple[bytes, float]:
+        with self._lock:
+            if self.loop and self._eof and not self._ahead:
+                self._restart()
+            now = time.monotonic()
+            out, ready_at = self._released(now)
+            n = min(size, out)
+            data = bytes(self._ahead[:n])
+            del self._ahead[:n]
+            self._pos += n
+            passed = int(np.searchsorted(self._ends, self._pos, side="right"))
+            self._ends, self._due = self._ends[passed:], self._due[passed:]
+            if out > n or (self.loop and self._eof and not self._ahead):
+                ready_at = now
+            return data, ready_at
 
     @property
     def at_end(self) -> bool:
         """True once every byte has been read and the log does not loop: the end of the stream."""
-        return self.is_open and not self.loop and self._pos >= len(self._data)
+        return self.is_open and not self.loop and self._eof and not self._ahead
 
-    def _released(self) -> int:
-        """How many bytes of the log are out by now."""
-        if math.isinf(self.speed):
-            return len(self._data)
-        elapsed = (time.monotonic() - self._start) * self.speed
-        i = int(np.searchsorted(self._times, elapsed, side="right"))
-        if i >= len(self._times):
-            return len(self._data)
-        return int(self._ends[i - 1]) if i > 0 else 0 if len(self._ends) else len(self._data)
-
-    def _next_release(self) -> float:
-        i = int(np.searchsorted(self._ends, self._pos, side="right"))
-        if i >= len(self._times):
-            return time.monotonic()
-        return self._start + self._times[i] / self.speed
+    # -- the serial port side
 
     def close(self):
         self.is_open = False
         if hasattr(self, "_wake"):
+            self._file.close()
             self._wake.set()
-
-    def _reconfigure_port(self):
-        pass
 
     @property
     def in_waiting(self):
         if not self.is_open:
             raise PortNotOpenError()
         with self._lock:
-            if self.loop and self._pos >= len(self._data):
+            if self.loop and self._eof and not self._ahead:
                 self._restart()
-            return max(0, self._released() - self._pos)
+            return min(self._released(time.monotonic())[0], BLOCK)
 
     def read(self, size=1):
-        if not self.is_open:
-            raise PortNotOpenError()
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        out = bytearray()
-        while True:
-            self._wake.clear()
-            with self._lock:
-                if self.loop and self._pos >= len(self._data):
-                    self._restart()
-                end = min(self._released(), self._pos + size - len(out))
-                out += self._data[self._pos : end]
-                self._pos = end
-                ready_at = None if self._pos >= len(self._data) else self._next_release()
-            now = time.monotonic()
-            if len(out) >= size or not self.is_open or (deadline is not None and now >= deadline):
-                return bytes(out)
-            if ready_at is None and not self.loop:  # end of stream: wait out the timeout like a quiet port
-                ready_at = deadline if deadline is not None else now + 0.1
-            wait = (ready_at or now) - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            self._wake.wait(max(wait, 0.0))
+        return blocking_read(self, size, self._take, self._wake)
 
     def write(self, data):
         if not self.is_open:
@@ -168,8 +152,24 @@ class Serial(VirtualPort):
     def reset_input_buffer(self):
         pass  # a replay loses nothing on open
 
-    def reset_output_buffer(self):
-        pass
-
     def cancel_read(self):
         self._wake.set()
+
+
+def _open_log(path: Path):
+    """The log file, open for reading, or URLError saying why it is not a raw serial log."""
+    try:
+        log = open(path, "rb")
+    except FileNotFoundError:
+        raise URLError(f"no such raw log file: {path}.") from None
+    except OSError as err:
+        raise URLError(f"cannot read raw log {path}: {err.strerror}.") from None
+    try:
+        start = log.read(_PROBE_BYTES)
+    except OSError as err:
+        log.close()
+        raise URLError(f"cannot read raw log {path}: {err.strerror}.") from None
+    if not protocol.Decoder().feed(start).infos:
+        log.close()
+        raise URLError(f"{path} is not a raw serial log (it does not start with a board info frame).")
+    return log

@@ -1,0 +1,111 @@
+"""The ring buffer between the reader thread and its consumers: samples indexed by a monotonic count.
+
+Consumers never see single samples: they ask for everything since an index
+(`since`) or the newest n (`latest`) and get a `Block` of copies. When more
+comes than fits, the oldest are overwritten, unless a consumer that must miss
+nothing marks what it has taken and the source can wait (see `wait_for_room`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Block:
+    """A run of consecutive samples; `start` is the buffer index of the first."""
+
+    start: int
+    seq: np.ndarray     # (n,) int64
+    t_us: np.ndarray    # (n,) int64, board µs, unwrapped
+    host_t: np.ndarray  # (n,) float64, host time.monotonic() at arrival
+    si: np.ndarray      # (n, 6) float64: m/s² (accel x, y, z), rad/s (gyro x, y, z)
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    @property
+    def end(self) -> int:
+        """The index after the last sample: pass it to `since` to get what came next."""
+        return self.start + len(self.seq)
+
+
+class SampleBuffer:
+    """A thread-safe bounded ring buffer of samples, indexed by a monotonic sample count."""
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._seq = np.zeros(capacity, dtype=np.int64)
+        self._t_us = np.zeros(capacity, dtype=np.int64)
+        self._host_t = np.zeros(capacity, dtype=np.float64)
+        self._si = np.zeros((capacity, 6), dtype=np.float64)
+        self._total = 0
+        self._changed = threading.Condition()
+        self._awaited: list[int] = []  # the index each waiting thread waits to see passed
+        self._read_to: int | None = None  # what a consumer that must miss nothing has taken (mark_read)
+
+    @property
+    def total(self) -> int:
+        """Samples ever appended; the index the next sample will get."""
+        return self._total
+
+    def append(self, seq, t_us, host_t, si) -> None:
+        """Add n samples: seq, t_us (n,) arrays, host_t one arrival time or (n,), si (n, 6)."""
+        n = len(seq)
+        if n == 0:
+            return
+        keep = slice(max(0, n - self.capacity), n)  # more than fits: only the newest matter
+        with self._changed:
+            first = (self._total + keep.start) % self.capacity
+            if first + keep.stop - keep.start <= self.capacity:  # the usual case: one slice, no wrap
+                slots = slice(first, first + keep.stop - keep.start)
+            else:
+                slots = (first + np.arange(keep.stop - keep.start)) % self.capacity
+            self._seq[slots] = seq[keep]
+            self._t_us[slots] = t_us[keep]
+            self._host_t[slots] = host_t if np.ndim(host_t) == 0 else host_t[keep]
+            self._si[slots] = si[keep]
+            self._total += n
+            if any(index < self._total for index in self._awaited):  # wake only those whose sample came
+                self._changed.notify_all()
+
+    def since(self, index: int) -> Block:
+        """Copies of the samples from index on (or from the oldest still held, if it was overwritten)."""
+        with self._changed:
+            start = min(max(index, self._total - self.capacity, 0), self._total)
+            slots = np.arange(start, self._total) % self.capacity
+            return Block(start, self._seq[slots], self._t_us[slots], self._host_t[slots], self._si[slots])
+
+    def latest(self, n: int) -> Block:
+        return self.since(self._total - max(n, 0))
+
+    def mark_read(self, index: int) -> None:
+        """A consumer that must miss nothing has taken every sample before index (see wait_for_room)."""
+        with self._changed:
+            self._read_to = index
+            self._changed.notify_all()
+
+    def wait_for_room(self, n: int, timeout: float | None = None) -> bool:
+        """Block until n more samples would overwrite none that mark_read's consumer has yet to take.
+
+        True at once when no consumer marks what it read: a live view takes what is there.
+        """
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._read_to is None or self._total + n - self._read_to <= self.capacity, timeout)
+
+    def wait(self, index: int, timeout: float | None = None) -> bool:
+        """Block until the buffer holds samples past index (True) or the timeout passes (False)."""
+        with self._changed:
+            if self._total > index:
+                return True
+            self._awaited.append(index)
+            try:
+                return self._changed.wait_for(lambda: self._total > index, timeout)
+            finally:
+                self._awaited.remove(index)
