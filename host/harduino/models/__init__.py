@@ -18,7 +18,7 @@ from .deep import NETWORKS, TorchClassifier, make_deep
 from .shallow import CLASSIFIERS, make_shallow
 
 ARCHITECTURES = {
-    "rf": "random forest of 100 trees on window features",
+    "rf": "random forest of 100 trees of at most 256 leaves on window features",
     "svm": "RBF support vector machine on window features, sigmoid-calibrated probabilities",
     "knn": "k nearest neighbours (k=5, distance-weighted) on window features",
     "logreg": "multinomial logistic regression on window features",
