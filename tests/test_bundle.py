@@ -1,4 +1,7 @@
-"""Model bundles: saved and loaded without executing code, identical probabilities, tampering refused."""
+"""Model bundles: saved and loaded without executing code, identical probabilities, tampering refused.
+
+Crafted bundles loaded through the CLI in a child process are in test_bundle_attacks.py.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import hashlib
 import json
 import pickle
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +22,18 @@ from sklearn.preprocessing import FunctionTransformer
 from harduino.dataset import load_recordings, window_dataset
 from harduino.errors import UserError
 from harduino.models import ARCHITECTURES, DEEP, fit_estimator, load_bundle, make_estimator, save_bundle
+from harduino.models.bundle import BundleWarning
 
 ROOT = Path(__file__).resolve().parents[1]
+# The shipped model's weights file, byte for byte as format version 1 recorded it before version 2.
+DEFAULT_WEIGHTS_SHA256 = "36987177da0303dd3fec02cd4a3015618ab0e7b3d89fa0dd92d54b63bfe138f1"
+
+
+def seal(info: dict, weights: Path) -> str:
+    """The version 2 checksum, computed as docs/model-bundle.md defines it (not with the library's code)."""
+    canonical = json.dumps({k: v for k, v in info.items() if k != "sha256"}, sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(canonical.encode() + weights.read_bytes()).hexdigest()
 SMALL = {"rf": {"n_estimators": 20}, "hgb": {"max_iter": 10}}
 
 
@@ -59,14 +73,17 @@ def no_pickle(monkeypatch):
 def test_saved_and_reloaded_bundle_gives_identical_probabilities_without_pickle(arch, sim, tmp_path, no_pickle):
     est = train(arch, sim)
     folder = save_bundle(est, tmp_path / arch, {**meta(sim), "architecture": arch})
-    bundle = load_bundle(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fresh bundle loads without a warning
+        bundle = load_bundle(folder)
     np.testing.assert_array_equal(bundle.predict_proba(sim.X), est.predict_proba(sim.X))
     np.testing.assert_array_equal(bundle.predict(sim.X[:5]), est.predict(sim.X[:5]))
     assert list(bundle.classes_) == list(est.classes_)
     assert (bundle.arch, bundle.channel_set, bundle.window, bundle.step, bundle.rate_hz) == (arch, "all", 32, 16, 50.0)
     info = json.loads((folder / "bundle.json").read_text())
     weights = folder / info["weights"]["file"]
-    assert info["weights"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert (info["version"], info["weights"]["bytes"]) == (2, weights.stat().st_size)
+    assert info["sha256"] == seal(info, weights)
     assert info["kind"] == ("deep" if arch in DEEP else "shallow")
     assert {"scikit-learn", "torch", "numpy"} <= set(info["versions"])
 
@@ -84,10 +101,12 @@ def copy_of(saved: Path, tmp_path: Path) -> tuple[Path, dict, Path]:
     return folder, info, folder / info["weights"]["file"]
 
 
-def rewrite(folder: Path, info: dict, weights: Path, data: bytes) -> None:
-    """Replace the weights and update the checksum, as a deliberate forger would."""
-    weights.write_bytes(data)
-    info["weights"]["sha256"] = hashlib.sha256(data).hexdigest()
+def rewrite(folder: Path, info: dict, weights: Path, data: bytes | None = None) -> None:
+    """Replace the weights and/or bundle.json and update the checksum, as a deliberate forger would."""
+    if data is not None:
+        weights.write_bytes(data)
+        info["weights"]["bytes"] = len(data)
+    info["sha256"] = seal(info, weights)
     (folder / "bundle.json").write_text(json.dumps(info))
 
 
@@ -96,14 +115,30 @@ def test_a_changed_weights_file_is_refused_by_its_checksum(saved, tmp_path):
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(UserError, match="do not match the checksum"):
+    with pytest.raises(UserError, match="does not match its checksum"):
+        load_bundle(folder)
+
+
+@pytest.mark.parametrize("edit", ["reversed classes", "window 16", "hidden 16000"])
+def test_an_edited_bundle_json_is_refused_by_its_checksum(edit, saved, tmp_path):
+    folder, info, _ = copy_of(saved, tmp_path)
+    if edit == "reversed classes":
+        info["classes"] = info["classes"][::-1]
+    elif edit == "window 16":
+        info["window"] = 16
+    elif "network" in info:
+        info["network"]["hidden"] = 16000
+    else:
+        info["classifier"]["C"] = 16000.0
+    (folder / "bundle.json").write_text(json.dumps(info, indent=1))
+    with pytest.raises(UserError, match="does not match its checksum: its bundle.json or its weights were modified"):
         load_bundle(folder)
 
 
 def test_a_weights_file_holding_a_pickle_is_refused_without_unpickling(saved, tmp_path, no_pickle):
     folder, info, weights = copy_of(saved, tmp_path)
     rewrite(folder, info, weights, pickle.dumps({"net.weight": np.zeros(3)}, protocol=4))
-    with pytest.raises(UserError, match="is not a valid") as err:
+    with pytest.raises(UserError, match="not a (valid|skops)") as err:
         load_bundle(folder)
     assert "\n" not in str(err.value)
 
@@ -143,17 +178,52 @@ def test_a_damaged_bundle_json_is_one_sentence(damage, saved, tmp_path):
         text = json.dumps({**info, "rate_hz": -50})
     elif damage == "a list, not an object":
         text = json.dumps([info])
+    if damage not in ("not json", "a list, not an object"):  # sealed again: the fields themselves are refused
+        forged = json.loads(text)
+        text = json.dumps({**forged, "sha256": seal(forged, folder / info["weights"]["file"])})
     (folder / "bundle.json").write_text(text)
     with pytest.raises(UserError) as err:
         load_bundle(folder)
     assert "\n" not in str(err.value) and str(folder) in str(err.value)
+    assert "checksum" not in str(err.value)
 
 
 def test_a_bundle_of_another_format_version_says_so(saved, tmp_path):
     folder, info, _ = copy_of(saved, tmp_path)
-    (folder / "bundle.json").write_text(json.dumps({**info, "version": 2}))
-    with pytest.raises(UserError, match="format version 2, and this harduino reads version 1"):
+    (folder / "bundle.json").write_text(json.dumps({**info, "version": 3}))
+    with pytest.raises(UserError, match="format version 3, and this harduino reads versions 1 and 2"):
         load_bundle(folder)
+
+
+def v1_default(tmp_path: Path) -> Path:
+    """The shipped model as format version 1 wrote it: the same weights, bundle.json without the v2 checksum."""
+    folder = Path(shutil.copytree(ROOT / "models" / "default", tmp_path / "v1"))
+    info = json.loads((folder / "bundle.json").read_text())
+    weights = folder / info["weights"]["file"]
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == DEFAULT_WEIGHTS_SHA256  # today's bytes
+    info = {**{k: v for k, v in info.items() if k != "sha256"}, "version": 1,
+            "weights": {**info["weights"], "sha256": DEFAULT_WEIGHTS_SHA256}}
+    (folder / "bundle.json").write_text(json.dumps(info, indent=2) + "\n")
+    return folder
+
+
+def test_a_version_1_bundle_loads_with_a_one_line_warning_and_the_same_probabilities(tmp_path):
+    with pytest.warns(BundleWarning) as caught:
+        old = load_bundle(v1_default(tmp_path))
+    assert len(caught) == 1 and "format version 1" in str(caught[0].message)
+    assert "\n" not in str(caught[0].message)
+    X = window_dataset(load_recordings(ROOT / "data" / "sim"), "all").X[::7]
+    np.testing.assert_array_equal(old.predict_proba(X), load_bundle(ROOT / "models" / "default").predict_proba(X))
+
+
+def test_a_version_1_bundle_is_still_checked_against_its_weights(tmp_path):
+    folder = v1_default(tmp_path)
+    info = json.loads((folder / "bundle.json").read_text())
+    info["network"]["hidden"] = 16000  # version 1 has no checksum over bundle.json: the weights must say no
+    (folder / "bundle.json").write_text(json.dumps(info))
+    with pytest.warns(BundleWarning), pytest.raises(UserError, match="hidden 16000") as err:
+        load_bundle(folder)
+    assert "\n" not in str(err.value)
 
 
 def test_a_folder_that_is_not_a_bundle(tmp_path):
@@ -177,7 +247,9 @@ def test_data_that_does_not_fit_the_model_is_one_sentence(saved):
 def test_the_shipped_default_model_loads_safely_and_recognises_the_sample_data(no_pickle):
     folder = ROOT / "models" / "default"
     assert sum(p.stat().st_size for p in folder.iterdir()) < 500_000
-    bundle = load_bundle(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # it is format version 2
+        bundle = load_bundle(folder)
     assert (bundle.arch, bundle.channel_set, bundle.rate_hz, bundle.window) == ("cnn-lstm", "all", 50.0, 32)
     ws = window_dataset(load_recordings(ROOT / "data" / "sim"), bundle.channel_set, bundle.window, bundle.step)
     bundle.check_compatible(ws.rate_hz, ws.channel_set, ws.size)

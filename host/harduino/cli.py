@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from . import __version__
 from .errors import UserError
@@ -35,7 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None, _python=warnings.formatwarning) -> str:
+    """harduino's own warnings (an old bundle, a note on a recording) in one line, like its errors."""
+    if category.__module__.startswith("harduino."):
+        return f"harduino: warning: {message}\n"
+    return _python(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _format_warning
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)

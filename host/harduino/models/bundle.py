@@ -1,18 +1,22 @@
 """Model bundles: a folder with bundle.json (what the model is and expects) and a weights file.
 
-Nothing in a bundle executes code on load. A deep model's weights and its
-channel scaler are tensors in safetensors; a shallow pipeline is a skops file
-loaded with an explicit list of the types it may build. bundle.json records
-the weights file's SHA-256, so a modified or damaged bundle is refused in one
-sentence. The format is described in docs/model-bundle.md.
+Nothing in a bundle executes code on load, and nothing in it is believed before
+it is checked. One SHA-256 over bundle.json's canonical JSON and the weights
+file's bytes (format version 2) catches any edit or damage; every field is then
+checked to hold together and to agree with the weights (weights.py), the weights
+file must lie inside the bundle folder, and any failure is one sentence naming
+the bundle and what is wrong. The format is described in docs/model-bundle.md.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime
 import hashlib
 import json
+import math
 import platform
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,30 +29,29 @@ import sklearn
 import torch
 from sklearn.pipeline import Pipeline
 
-from ..dataset import ChannelScaler, channel_names
+from ..dataset import CHANNEL_SETS, channel_names
 from ..errors import UserError
 from .deep import NETWORKS, TorchClassifier
 from .inference import compile_predict_proba
 from .shallow import CLASSIFIERS
+from .trees import InvalidTrees
+from .weights import InvalidWeights, load_deep, load_shallow
 
 FORMAT = "harduino-model-bundle"
-VERSION = 1
+VERSION = 2
 META_FILE = "bundle.json"
-DEEP_WEIGHTS = "weights.safetensors"
-SHALLOW_WEIGHTS = "pipeline.skops"
+WEIGHTS = {"deep": ("weights.safetensors", "safetensors"), "shallow": ("pipeline.skops", "skops")}
+MAX_META_BYTES = 1 << 20        # a bundle.json is a few KB
+MAX_WINDOW = 4096               # samples in a window or between windows: 40 s at 100 Hz
+MAX_RATE_HZ = 10_000.0
 
-# The types a shallow bundle may build beyond those skops trusts itself (builtins, numpy, scikit-learn's
-# estimators): an explicit list, so a file naming anything else is refused before it is loaded.
-TRUSTED_TYPES = frozenset({
-    "harduino.features.WindowFeatures",
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
-    "sklearn.neighbors._kd_tree.KDTree",
-    "sklearn.neighbors._ball_tree.BallTree",
-    "sklearn.metrics._dist_metrics.EuclideanDistance64",
-})
+
+class BundleWarning(UserWarning):
+    """A bundle that loads but is weaker than this harduino writes (format version 1)."""
+
+
+class _Refused(Exception):
+    """Why a bundle cannot be used: a phrase that follows 'the model bundle FOLDER ...'."""
 
 
 @dataclass
@@ -61,7 +64,8 @@ class Bundle:
     _predict_proba: object = field(repr=False, default=None)
 
     def __post_init__(self):
-        self._predict_proba = compile_predict_proba(self.estimator)
+        if self._predict_proba is None:
+            self._predict_proba = compile_predict_proba(self.estimator)
 
     @property
     def arch(self) -> str:
@@ -133,9 +137,11 @@ def save_bundle(estimator: Pipeline, folder: str | Path, meta: dict) -> Path:
             "versions": {"harduino": _version(), "python": platform.python_version(), "numpy": np.__version__,
                          "scikit-learn": sklearn.__version__, "torch": torch.__version__.split("+")[0],
                          "safetensors": safetensors.__version__, "skops": skops.__version__}}
-    if isinstance(clf, TorchClassifier):
+    kind = "deep" if isinstance(clf, TorchClassifier) else "shallow"
+    name, fmt = WEIGHTS[kind]
+    weights = folder / name
+    if kind == "deep":
         scaler = estimator.steps[0][1]
-        weights = folder / DEEP_WEIGHTS
         tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in clf.module_.state_dict().items()}
         tensors["scaler.mean"] = torch.from_numpy(np.asarray(scaler.mean_, dtype=np.float64))
         tensors["scaler.scale"] = torch.from_numpy(np.asarray(scaler.scale_, dtype=np.float64))
@@ -144,114 +150,175 @@ def save_bundle(estimator: Pipeline, folder: str | Path, meta: dict) -> Path:
         info.update(kind="deep", feature_set=None, network=params,
                     normalisation={"kind": "per-channel standardisation, axis triples as vectors (ChannelScaler)",
                                    "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()},
-                    parameters=clf.n_parameters_,
-                    weights={"file": DEEP_WEIGHTS, "format": "safetensors"})
+                    parameters=clf.n_parameters_)
     else:
         features = estimator.named_steps["features"]
-        weights = folder / SHALLOW_WEIGHTS
         skops.io.dump(estimator, weights)
         info.update(kind="shallow", feature_set=features.feature_set,
                     normalisation={"kind": "StandardScaler on the window features"},
-                    classifier={k: _jsonable(v) for k, v in clf.get_params(deep=False).items()},
-                    weights={"file": SHALLOW_WEIGHTS, "format": "skops"})
-    info["weights"]["sha256"] = _sha256(weights)
-    info["weights"]["bytes"] = weights.stat().st_size
-    (folder / META_FILE).write_text(json.dumps(info, indent=2) + "\n")
+                    classifier={k: _jsonable(v) for k, v in clf.get_params(deep=False).items()})
+    info["weights"] = {"file": name, "format": fmt, "bytes": weights.stat().st_size}
+    write_meta(folder, info)
     return folder
+
+
+def write_meta(folder: Path, meta: dict) -> None:
+    """Write bundle.json as format version 2, sealed by the checksum over it and the weights it names."""
+    meta = {k: v for k, v in meta.items() if k != "sha256"}
+    meta["version"] = VERSION
+    meta["sha256"] = bundle_sha256(meta, Path(folder) / meta["weights"]["file"])
+    (Path(folder) / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def bundle_sha256(meta: dict, weights: Path) -> str:
+    """SHA-256 of bundle.json's canonical JSON (every field but sha256) followed by the weights file's bytes."""
+    canonical = json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    digest = hashlib.sha256(canonical.encode("utf-8"))
+    return _hash_file(weights, digest)
 
 
 # ---------------------------------------------------------------- loading
 
 
 def load_bundle(folder: str | Path) -> Bundle:
-    """Read a bundle written by save_bundle; UserError if it is not one, or was modified."""
+    """Read a bundle written by save_bundle; UserError, in one sentence, if it is not one or cannot be trusted."""
     folder = Path(folder)
     meta_path = folder / META_FILE
     if not meta_path.is_file():
         raise UserError(f"{folder} is not a model bundle (it has no {META_FILE}); "
                         "train one with: harduino train DATA --arch NAME -o FOLDER.")
-    damaged = UserError(f"{meta_path} is damaged or not a harduino model bundle; retrain the model.")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise damaged from None
+        meta = _read_meta(folder, meta_path)
+        weights = _inside(folder, meta["weights"].get("file"), "its weights file")
+        if (weights.name, meta["weights"].get("format")) != WEIGHTS[meta["kind"]]:
+            raise _Refused(f"does not hold together: the weights of a {meta['kind']} model are "
+                           f"{WEIGHTS[meta['kind']][0]} ({WEIGHTS[meta['kind']][1]})")
+        _check_checksum(folder, meta, weights)
+        try:
+            _check_fields(meta)
+        except (KeyError, TypeError, ValueError, AttributeError):  # a field of the wrong type
+            raise _Refused(f"does not hold together: a field of its {META_FILE} has the wrong type") from None
+        loader = load_deep if meta["kind"] == "deep" else load_shallow
+        try:
+            estimator = loader(weights, meta)
+            predict_proba = compile_predict_proba(estimator)
+        except (InvalidWeights, InvalidTrees) as err:
+            raise _Refused(f"does not match its weights: {err}") from None
+        except Exception:  # noqa: BLE001 - whatever a parser says about a broken file means this to a user
+            raise _Refused(f"has a weights file {weights.name} that is not a valid "
+                           f"{meta['weights']['format']} model of it") from None
+    except _Refused as err:
+        raise UserError(f"the model bundle {folder} {err}; retrain the model or restore the bundle.") from None
+    return Bundle(folder, estimator, meta, predict_proba)
+
+
+def _read_meta(folder: Path, meta_path: Path) -> dict:
+    """bundle.json, parsed strictly: a JSON object of this format, of version 1 or 2, with a weights file."""
+    _inside(folder, META_FILE, f"its {META_FILE}")
+    if meta_path.stat().st_size > MAX_META_BYTES:
+        raise _Refused(f"has a {META_FILE} of {meta_path.stat().st_size} bytes, far more than metadata")
+    try:
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"), parse_constant=_no_constant,
+                          object_pairs_hook=_no_repeats)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _Refused(f"is damaged: its {META_FILE} is not JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise damaged
-    if meta.get("version") != VERSION:
-        raise UserError(f"{meta_path} is model bundle format version {meta.get('version')}, and this harduino "
-                        f"reads version {VERSION}; retrain the model with this harduino.")
+        raise _Refused(f"is damaged or not a harduino model bundle: its {META_FILE} is not of format {FORMAT!r}")
+    if meta.get("version") not in (1, VERSION):
+        raise _Refused(f"is model bundle format version {meta.get('version')}, and this harduino reads versions "
+                       f"1 and {VERSION}")
+    if meta.get("kind") not in WEIGHTS or not isinstance(meta.get("weights"), dict):
+        raise _Refused(f"does not hold together: its kind is not {' or '.join(WEIGHTS)}, with a weights file")
+    return meta
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def _no_repeats(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key repeats")
+    return dict(pairs)
+
+
+def _inside(folder: Path, name, what: str) -> Path:
+    """The regular file `name` names inside `folder`: no absolute path, no '..', no link that leads out."""
+    if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
+        raise _Refused(f"names {what} {name!r}, which is not a file inside the bundle folder")
+    path = folder / name
     try:
-        weights = folder / meta["weights"]["file"]
-        if weights.name not in (DEEP_WEIGHTS, SHALLOW_WEIGHTS) or meta["kind"] not in ("deep", "shallow"):
-            raise ValueError("unknown weights")
-        expected_sha = meta["weights"]["sha256"]
-        _check_fields(meta)
-    except (ValueError, KeyError, TypeError, AttributeError, UserError):
-        raise damaged from None
-    if not weights.is_file():
-        raise UserError(f"the model bundle {folder} lacks its weights file {weights.name}; retrain the model.")
-    if _sha256(weights) != expected_sha:
-        raise UserError(f"the weights in {folder} do not match the checksum in its {META_FILE}: the bundle was "
-                        "modified or damaged; retrain or restore it.")
-    try:
-        estimator = _load_deep(weights, meta) if meta["kind"] == "deep" else _load_shallow(weights)
-        if [str(c) for c in estimator.classes_] != [str(c) for c in meta["classes"]]:
-            raise ValueError("classes differ")
-    except UserError:
-        raise
-    except Exception:  # any failure to parse the weights means the same thing to a user
-        raise UserError(f"the weights file {weights} is not a valid {meta['weights'].get('format')} model of "
-                        f"this bundle; retrain the model.") from None
-    return Bundle(folder, estimator, meta)
+        real, root = path.resolve(strict=True), folder.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise _Refused(f"lacks {what} {name}") from None
+    if not real.is_relative_to(root) or real == root:
+        raise _Refused(f"names {what} {name}, which leads outside the bundle folder")
+    if not real.is_file():
+        raise _Refused(f"has {what} {name}, which is not a file")
+    return path
+
+
+def _check_checksum(folder: Path, meta: dict, weights: Path) -> None:
+    """v2: the one checksum over bundle.json and the weights; v1: the weights' own, and a warning."""
+    stated = meta["weights"].get("bytes")
+    if stated is not None and stated != weights.stat().st_size:
+        raise _Refused(f"does not match its checksum: its weights file is {weights.stat().st_size} bytes, "
+                       f"not the {stated} its {META_FILE} records (modified or damaged)")
+    if meta["version"] == VERSION:
+        if meta.get("sha256") != bundle_sha256(meta, weights):
+            raise _Refused(f"does not match its checksum: its {META_FILE} or its weights were modified or "
+                           "damaged")
+        return
+    if meta["weights"].get("sha256") != _hash_file(weights, hashlib.sha256()):
+        raise _Refused(f"does not match its checksum: its weights were modified or damaged")
+    warnings.warn(f"the model bundle {folder} is format version 1, whose checksum does not cover its "
+                  f"{META_FILE}; train it again to get a version {VERSION} bundle.", BundleWarning, stacklevel=3)
 
 
 def _check_fields(meta: dict) -> None:
-    """ValueError (or KeyError, UserError) unless what bundle.json says the model is and expects holds together."""
-    channels = channel_names(meta["channel_set"])
-    if "channels" in meta and list(meta["channels"]) != list(channels):
-        raise ValueError("channels do not match the channel set")
+    """_Refused unless what bundle.json says the model is and expects holds together."""
+    def refuse(what: str):
+        raise _Refused(f"does not hold together: {what}")
+
+    if meta.get("channel_set") not in CHANNEL_SETS:
+        refuse(f"channel_set {meta.get('channel_set')!r} is not one of {', '.join(CHANNEL_SETS)}")
+    if list(meta.get("channels", channel_names(meta["channel_set"]))) != list(channel_names(meta["channel_set"])):
+        refuse(f"its channels are not those of the {meta['channel_set']!r} channel set")
+    meta.setdefault("channels", list(channel_names(meta["channel_set"])))
     known = NETWORKS if meta["kind"] == "deep" else CLASSIFIERS
-    if meta["architecture"] not in known:
-        raise ValueError("unknown architecture")
-    if meta["kind"] == "deep" and meta["network"].get("network") != meta["architecture"]:
-        raise ValueError("the network is not the architecture")
-    if not (int(meta["window"]) > 0 and int(meta["step"]) > 0 and float(meta["rate_hz"]) > 0):
-        raise ValueError("window, step and rate must be positive")
-    if not isinstance(meta["classes"], list) or len(meta["classes"]) < 2:
-        raise ValueError("a classifier has at least two classes")
+    if meta.get("architecture") not in known:
+        refuse(f"architecture {meta.get('architecture')!r} is not a {meta['kind']} one "
+               f"({', '.join(known)})")
+    if meta["kind"] == "deep" and (not isinstance(meta.get("network"), dict)
+                                   or meta["network"].get("network") != meta["architecture"]):
+        refuse(f"its network is not the {meta['architecture']} it names")
+    if meta["kind"] == "deep" and meta.get("feature_set") is not None:
+        refuse("a deep model has no feature set")
+    for name in ("window", "step"):
+        value = meta.get(name)
+        if type(value) is not int or not 1 <= value <= MAX_WINDOW:
+            refuse(f"{name} is {value!r}, not a whole number of samples from 1 to {MAX_WINDOW}")
+    if meta["window"] < 4:
+        refuse(f"a window of {meta['window']} samples is too short to compute features or pool over")
+    rate = meta.get("rate_hz")
+    if type(rate) not in (int, float) or not (0 < rate <= MAX_RATE_HZ and math.isfinite(rate)):
+        refuse(f"rate_hz is {rate!r}, not a sample rate from 0 to {MAX_RATE_HZ:g} Hz")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes):
+        refuse("its classes are not a list of at least two names")
+    repeated = sorted(name for name, n in collections.Counter(classes).items() if n > 1)
+    if repeated:
+        refuse(f"the class {repeated[0]!r} is listed more than once")
 
 
-def _load_deep(weights: Path, meta: dict) -> Pipeline:
-    tensors = safetensors.torch.load_file(str(weights), device="cpu")
-    params = dict(meta["network"])
-    unknown = set(params) - set(TorchClassifier().get_params())
-    if unknown:
-        raise ValueError(f"unknown network parameters {unknown}")
-    net = TorchClassifier(**params, verbose=False, device="cpu")
-    state = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
-    n_channels = len(channel_names(meta["channel_set"]))
-    net.restore(np.asarray(meta["classes"]), n_channels, int(meta["window"]), state)
-    scaler = ChannelScaler()
-    scaler.mean_ = tensors["scaler.mean"].numpy().astype(np.float64)
-    scaler.scale_ = tensors["scaler.scale"].numpy().astype(np.float64)
-    scaler.n_features_in_ = len(scaler.mean_)
-    return Pipeline([("scale", scaler), ("net", net)])
-
-
-def _load_shallow(weights: Path) -> Pipeline:
-    needed = set(skops.io.get_untrusted_types(file=weights))
-    refused = needed - TRUSTED_TYPES
-    if refused:
-        raise UserError(f"the weights file {weights} would build types a harduino model never holds "
-                        f"({', '.join(sorted(refused))}); it was not loaded.")
-    estimator = skops.io.load(weights, trusted=sorted(needed))
-    if not isinstance(estimator, Pipeline):
-        raise ValueError("not a pipeline")
-    return estimator
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _hash_file(path: Path, digest) -> str:
+    """Feed a file into a hashlib digest in blocks (a big file is never read whole); its hex digest."""
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _jsonable(value):

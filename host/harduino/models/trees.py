@@ -7,19 +7,35 @@ arrays, and all trees walk one level per step together: `depth` steps of
 vectorised indexing for the whole ensemble. The model is the same fitted
 object; only the evaluation differs, and the tests check the probabilities
 equal scikit-learn's.
+
+A loaded model's node arrays come from a file, and neither scikit-learn's
+Cython walk nor ours checks an index while walking. So every tree is checked
+when it is stacked (`check_trees`): children in range, each node reached once
+from its root (no cycles), feature indices in range, finite thresholds and
+values. Only then does anything walk it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+from sklearn.tree._tree import Tree
+
+
+class InvalidTrees(ValueError):
+    """Node arrays that do not make the trees they claim to be; the message says which and how."""
 
 
 class StackedTrees:
     """Many binary trees in flat arrays; a leaf points to itself so every walk can take `depth` steps."""
 
-    def __init__(self, trees: list[tuple[np.ndarray, ...]]):
-        """trees: (feature, threshold, left, right, is_leaf, value (nodes, k)) per tree, nodes numbered 0.."""
+    def __init__(self, trees: list[tuple[np.ndarray, ...]], n_features: int):
+        """trees: (feature, threshold, left, right, is_leaf, value (nodes, k)) per tree, nodes numbered 0..
+
+        InvalidTrees unless they are trees over `n_features` features (see check_trees).
+        """
+        check_trees(trees, n_features)
         offsets = np.cumsum([0] + [len(t[0]) for t in trees])
         self.roots = offsets[:-1].astype(np.intp)
         self.feature = np.concatenate([t[0] for t in trees]).astype(np.intp)
@@ -42,6 +58,61 @@ class StackedTrees:
         return self.value[node]
 
 
+def check_trees(trees: list[tuple[np.ndarray, ...]], n_features: int) -> None:
+    """InvalidTrees unless each (feature, threshold, left, right, is_leaf, value) is one binary tree.
+
+    That is: every internal node has two children in range, every node but the root is
+    the child of exactly one node and is reached from the root (so there is no cycle),
+    internal nodes test a feature below n_features against a finite threshold, and
+    the value rows are finite and equally wide. Vectorised over all trees at once.
+    """
+    if not trees:
+        raise InvalidTrees("the ensemble has no trees")
+    sizes = np.array([len(t[0]) for t in trees], dtype=np.int64)
+    width = np.shape(trees[0][5])[1:]
+    for i, (t, n) in enumerate(zip(trees, sizes)):
+        if n < 1 or any(np.ndim(a) != 1 or len(a) != n for a in t[:5]) or np.shape(t[5]) != (n, *width):
+            raise InvalidTrees(f"tree {i} has node arrays of different lengths or shapes")
+    total, offsets = int(sizes.sum()), np.cumsum(sizes) - sizes
+    owner = np.repeat(np.arange(len(trees)), sizes)
+    leaf = np.concatenate([t[4] for t in trees]).astype(bool)
+    inner = np.flatnonzero(~leaf)
+    local = {side: np.concatenate([t[j] for t in trees]).astype(np.int64) for side, j in (("left", 2), ("right", 3))}
+    for side, child in local.items():
+        bad = inner[(child[inner] < 1) | (child[inner] >= sizes[owner[inner]])]
+        if bad.size:
+            raise InvalidTrees(f"tree {owner[bad[0]]} has a {side} child out of range")
+    left, right = (local[side] + offsets[owner] for side in ("left", "right"))
+    parents = np.bincount(np.concatenate([left[inner], right[inner]]), minlength=total)
+    expected = np.ones(total, dtype=np.int64)
+    expected[offsets] = 0  # a root is nobody's child
+    bad = np.flatnonzero(parents != expected)
+    if bad.size:
+        raise InvalidTrees(f"tree {owner[bad[0]]} has a node with {parents[bad[0]]} parents")
+    unreached = np.flatnonzero(~_reached(leaf, left, right, offsets))
+    if unreached.size:  # a cycle that no path from the root enters
+        raise InvalidTrees(f"tree {owner[unreached[0]]} has a cycle of nodes its root does not reach")
+    feature = np.concatenate([t[0] for t in trees]).astype(np.int64)[inner]
+    bad = np.flatnonzero((feature < 0) | (feature >= n_features))
+    if bad.size:
+        raise InvalidTrees(f"tree {owner[inner[bad[0]]]} tests feature {feature[bad[0]]} of {n_features}")
+    threshold = np.concatenate([t[1] for t in trees]).astype(np.float64)[inner]
+    value = np.concatenate([t[5] for t in trees]).astype(np.float64)
+    if not (np.all(np.isfinite(threshold)) and np.all(np.isfinite(value))):
+        raise InvalidTrees("a tree holds a threshold or a value that is not a finite number")
+
+
+def _reached(leaf: np.ndarray, left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    """Which nodes a walk from the roots reaches, level by level (every node has one parent: met once)."""
+    seen = np.zeros(len(leaf), dtype=bool)
+    node = roots
+    while node.size:
+        seen[node] = True
+        node = node[~leaf[node]]
+        node = np.concatenate([left[node], right[node]])
+    return seen
+
+
 def _max_depth(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> int:
     node, depth = roots, 0
     while True:
@@ -56,15 +127,20 @@ class CompiledForest:
     """predict_proba of a fitted RandomForestClassifier, evaluated by StackedTrees."""
 
     def __init__(self, forest: RandomForestClassifier):
-        n_classes = forest.n_classes_
+        n_classes, n_features = int(forest.n_classes_), int(forest.n_features_in_)
         trees = []
-        for est in forest.estimators_:
-            t = est.tree_
+        for i, est in enumerate(forest.estimators_):
+            t = getattr(est, "tree_", None)
+            # The node and value arrays are views of node_count nodes: read none beyond what was allocated.
+            if not isinstance(t, Tree) or not 1 <= t.node_count <= t.capacity or t.n_outputs != 1 \
+                    or t.max_n_classes != n_classes or t.n_features != n_features:
+                raise InvalidTrees(f"tree {i} of the forest is not a tree over its {n_features} features and "
+                                   f"{n_classes} classes")
             value = t.value[:, 0, :n_classes]
             total = value.sum(axis=1, keepdims=True)
             value = value / np.where(total == 0, 1.0, total)  # as DecisionTreeClassifier.predict_proba does
             trees.append((t.feature, t.threshold, t.children_left, t.children_right, t.children_left == -1, value))
-        self.trees = StackedTrees(trees)
+        self.trees = StackedTrees(trees, n_features)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         # Trees compare float32 features, as scikit-learn's trees do; add tree by tree in order, then average.
@@ -76,16 +152,23 @@ class CompiledBoosting:
     """predict_proba of a fitted HistGradientBoostingClassifier (numeric features), by StackedTrees."""
 
     def __init__(self, model: HistGradientBoostingClassifier):
-        k = model.n_trees_per_iteration_
+        k = int(model.n_trees_per_iteration_)
         trees = []
         for iteration in model._predictors:
+            if len(iteration) != k:
+                raise InvalidTrees(f"an iteration of the boosting holds {len(iteration)} trees instead of {k}")
             for column, predictor in enumerate(iteration):
-                nodes = predictor.nodes
+                nodes = getattr(predictor, "nodes", None)
+                if not isinstance(nodes, np.ndarray) or nodes.dtype != PREDICTOR_RECORD_DTYPE or nodes.ndim != 1 \
+                        or np.any(nodes["is_categorical"]):
+                    raise InvalidTrees(f"tree {len(trees)} of the boosting does not hold numeric split nodes")
                 value = np.zeros((len(nodes), k))
                 value[:, column] = nodes["value"]
                 trees.append((nodes["feature_idx"], nodes["num_threshold"], nodes["left"].astype(np.intp),
                               nodes["right"].astype(np.intp), nodes["is_leaf"], value))
-        self.trees = StackedTrees(trees)
+        self.trees = StackedTrees(trees, int(model.n_features_in_))
+        if np.shape(model._baseline_prediction) != (1, k):
+            raise InvalidTrees(f"the boosting's baseline is not {k} values")
         self.baseline = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(1, k)
         self.loss = model._loss
 
