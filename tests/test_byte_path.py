@@ -72,6 +72,21 @@ def test_an_info_frame_naming_a_sensor_in_non_ascii_bytes_keeps_the_reader_going
     assert len(protocol.Decoder().feed(copy)) == reader.buffer.total - start
 
 
+def test_a_frame_holding_a_sync_word_does_not_withhold_the_last_frame_of_a_replay(tmp_path):
+    # The first frame's gyro y and z bytes read A5 5A 02: the start of an info frame that would run past the end.
+    last_two = protocol.encode_samples([100, 101], [2_000_000, 2_020_000],
+                                       [[1, 2, 3, 4, 0x5AA5 - 0x10000, 0x0102], [5, 6, 7, 8, 9, 10]])
+    assert last_two.find(b"\xa5\x5a\x02") == 17
+    decoder = protocol.Decoder()
+    chunk = decoder.feed(INFO + board_log(100) + last_two)
+    assert chunk.seq[-2:].tolist() == [100, 101] and decoder.pending_bytes == 0
+    log = tmp_path / "sync-inside.bin"
+    log.write_bytes(INFO + board_log(100) + last_two)
+    reader = Reader(f"replay://{log}?speed=50")
+    reader.start()
+    assert reader.finished.wait(10) and reader.error is None and reader.buffer.total == 102
+
+
 def test_replay_samples_prints_every_sample_of_a_log_longer_than_the_ring_buffer(tmp_path, capsys):
     log = tmp_path / "long.bin"
     log.write_bytes(INFO + board_log(80_000))  # 27 min at 50 Hz; the buffer holds 65,536

@@ -11,7 +11,7 @@ goes on from the last value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,16 +27,15 @@ def _steps_forward(d: np.ndarray) -> np.ndarray:
     return (d - 1).view(np.uint64) < _FORWARD_BELOW
 
 
-@dataclass
-class Unwrapped:
-    """One block's frames on the monotonic clocks."""
+class Unwrapped(NamedTuple):
+    """One block's frames on the monotonic clocks (a tuple: this is made on every read)."""
 
     seq: np.ndarray
     t_us: np.ndarray
-    keep: np.ndarray | None = None  # which frames were handed on; None: every one
-    resets: list[int] = field(default_factory=list)  # positions (among those kept) where a new boot starts
-    lost: int = 0                   # sequence numbers skipped
-    stale: int = 0                  # frames dropped as repeats or out of order
+    keep: np.ndarray | None  # which frames were handed on; None: every one
+    resets: list[int]        # positions (among those kept) where a new boot starts
+    lost: int                # sequence numbers skipped
+    stale: int               # frames dropped as repeats or out of order
 
 
 class Clock:
@@ -47,7 +46,7 @@ class Clock:
         self._seq64 = -1  # its unwrapped values
         self._t64 = -1
 
-    def unwrap(self, seq16: np.ndarray, t32: np.ndarray, info_at: set[int]) -> Unwrapped:
+    def unwrap(self, seq16: np.ndarray, t32: np.ndarray, info_at: list[int]) -> Unwrapped:
         """seq16, t32: (n,) wrapped values; info_at: positions that follow an info frame (a boot may start there).
 
         The usual block (every frame steps forward) is one cumsum in as few numpy
@@ -56,7 +55,7 @@ class Clock:
         """
         n = len(seq16)
         if n == 0:
-            return Unwrapped(np.zeros(0, np.int64), np.zeros(0, np.int64))
+            return Unwrapped(np.zeros(0, np.int64), np.zeros(0, np.int64), None, [], 0, 0)
         steps = np.empty((2, n + 1), dtype=np.int64)  # rows: seq, t_us, after the last frame handed on
         steps[0, 1:], steps[1, 1:] = seq16, t32
         if self._last is None:  # the very first sample starts the count
@@ -72,22 +71,23 @@ class Clock:
             (seq64, t64), self._last = unwrapped[:, -1].tolist(), tuple(steps[:, -1].tolist())
             lost = seq64 - self._seq64 - n
             self._seq64, self._t64 = seq64, t64
-            return Unwrapped(unwrapped[0], unwrapped[1], lost=lost)
+            return Unwrapped(unwrapped[0], unwrapped[1], None, [], lost, 0)
         return self._unwrap_odd(steps[:, 1:], d, forward[0] & forward[1], info_at)
 
-    def _unwrap_odd(self, wrapped: np.ndarray, d: np.ndarray, forward: np.ndarray, info_at: set[int]) -> Unwrapped:
+    def _unwrap_odd(self, wrapped: np.ndarray, d: np.ndarray, forward: np.ndarray, info_at: list[int]) -> Unwrapped:
         """A block with stale frames or resets: runs that step forward are one cumsum each."""
         n = wrapped.shape[1]
         keep = np.ones(n, dtype=bool)
         out = np.empty((2, n), dtype=np.int64)
-        result = Unwrapped(out[0], out[1], keep)
+        resets: list[int] = []
+        lost = stale = 0
         odd = np.flatnonzero(~forward).tolist() + [n]  # frames that do not simply step forward
         i = k = 0
         while True:
             j = odd[k]
             if j > i:
                 out[:, i:j] = np.cumsum(d[:, i:j], axis=1) + np.array([[self._seq64], [self._t64]])
-                result.lost += int(np.sum(d[0, i:j] - 1))
+                lost += int(np.sum(d[0, i:j] - 1))
                 self._seq64, self._t64 = out[:, j - 1].tolist()
                 self._last = tuple(wrapped[:, j - 1].tolist())
             if j == n:
@@ -97,7 +97,7 @@ class Clock:
             recent_past = dt == 0 or (dt >= _HALF_TIME and (1 << 32) - dt < _STALE_WINDOW_US)
             if seq_back and recent_past and j not in info_at:  # a repeat or an out-of-order frame: already past it
                 keep[j] = False
-                result.stale += 1
+                stale += 1
                 if j + 1 < n:  # the next frame steps from the last one kept, not from this one
                     d[:, j + 1] = (wrapped[:, j + 1] - np.array(self._last)) & _WRAP[:, 0]
                     fwd = bool(_steps_forward(d[:, j + 1 : j + 2]).all())
@@ -107,11 +107,10 @@ class Clock:
                     elif not fwd and not listed:
                         odd.insert(k + 1, j + 1)
             else:  # the board restarted: a new epoch continues the monotonic count
-                result.resets.append(int(np.count_nonzero(keep[:j])))
+                resets.append(int(np.count_nonzero(keep[:j])))
                 self._seq64 += 1
                 self._t64 += 1 + int(wrapped[1, j])
                 out[:, j] = self._seq64, self._t64
                 self._last = tuple(wrapped[:, j].tolist())
             i, k = j + 1, k + 1
-        result.seq, result.t_us = out[0, keep], out[1, keep]
-        return result
+        return Unwrapped(out[0, keep], out[1, keep], keep, resets, lost, stale)

@@ -18,6 +18,7 @@ from .frames import (_LEN_BY_TYPE, _SAMPLE_HEAD, SAMPLE_DTYPE, SAMPLE_FRAME_LEN,
                      crc16, decode_error, decode_info, sample_crc_residue)
 
 _NONE = np.zeros(0, dtype=np.int64)
+_HEAD = [bytes([b]) for b in _SAMPLE_HEAD]  # a sample frame's first three bytes, one by one
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Decoder:
         buf = self._pending + data
         a = np.frombuffer(buf, dtype=np.uint8)
         # The common case: back-to-back sample frames from the first byte on.
-        aligned = self._aligned_samples(buf)
+        aligned = self._aligned_samples(a, buf)
         head = aligned * SAMPLE_FRAME_LEN
         rest, rest_buf = a[head:], buf[head:]
         starts, types, lengths, end = self._scan(rest, rest_buf, final)
@@ -136,15 +137,16 @@ class Decoder:
     # -- steps of _decode()
 
     @staticmethod
-    def _aligned_samples(buf: bytes) -> int:
-        """How many valid sample frames lie back to back from the start of the buffer."""
+    def _aligned_samples(a: np.ndarray, buf: bytes) -> int:
+        """How many valid sample frames lie back to back from the start of the buffer (a: buf as uint8)."""
         k = len(buf) // SAMPLE_FRAME_LEN
         if k == 0 or not buf.startswith(_SAMPLE_HEAD):
             return 0
         span = k * SAMPLE_FRAME_LEN
-        rows = np.frombuffer(buf, dtype=np.uint8, count=span).reshape(k, SAMPLE_FRAME_LEN)
+        rows = a[:span].reshape(k, SAMPLE_FRAME_LEN)
         # Every head in place is three byte-string compares (no numpy call: this runs on every read).
-        heads = all(buf[i:span:SAMPLE_FRAME_LEN] == bytes([b]) * k for i, b in enumerate(_SAMPLE_HEAD))
+        heads = (buf[0:span:SAMPLE_FRAME_LEN] == _HEAD[0] * k and buf[1:span:SAMPLE_FRAME_LEN] == _HEAD[1] * k
+                 and buf[2:span:SAMPLE_FRAME_LEN] == _HEAD[2] * k)
         bad = sample_crc_residue(rows) != 0
         if heads and not bad.any():
             return k
@@ -180,7 +182,7 @@ class Decoder:
             idx = np.searchsorted(acc_starts, starts, side="right") - 1
             inside = (idx >= 0) & (starts < acc_ends[np.maximum(idx, 0)])
         # Bytes from the first frame that may still be arriving are kept for later (none at the end).
-        undecided = ~complete & (~typed | (lengths > 0))
+        undecided = ~complete & ~inside & (~typed | (lengths > 0))
         if final:
             cut = n
         elif undecided.any():
@@ -233,16 +235,17 @@ class Decoder:
 
         # A sample that follows an info frame may be the first of a new boot (the board
         # sends one at start-up): a step back there is a reset, never a stale frame.
-        info_at = {p for p, _ in infos} | ({0} if self._info_pending else set())
+        info_at = [p for p, _ in infos] + [0] if self._info_pending else [p for p, _ in infos]
         if len(frames):
             self._info_pending = False
         if infos and infos[-1][0] == len(frames):
             self._info_pending = True
         clock = self._clock.unwrap(frames["seq"], frames["t_us"], info_at)
         self.stats.samples_lost += clock.lost
-        self.stats.stale += clock.stale
-        self.stats.resets += len(clock.resets)
         raw, keep = frames["raw"], clock.keep
+        if keep is not None:
+            self.stats.stale += clock.stale
+            self.stats.resets += len(clock.resets)
         if keep is not None and not keep.all():  # drop stale frames and renumber the infos' positions
             before = np.concatenate([[0], np.cumsum(keep)])
             infos = [(int(before[p]), info) for p, info in infos]
