@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import shutil
 import warnings
@@ -224,6 +225,30 @@ def test_a_version_1_bundle_is_still_checked_against_its_weights(tmp_path):
     with pytest.warns(BundleWarning), pytest.raises(UserError, match="hidden 16000") as err:
         load_bundle(folder)
     assert "\n" not in str(err.value)
+
+
+def test_saving_over_a_bundle_whose_files_link_elsewhere_replaces_the_links(sim, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for name in ("bundle.json", "pipeline.skops", "pipeline.skops.part", "bundle.json.part"):
+        (outside / name).write_text("keep me")
+        (folder / name).symlink_to(outside / name)
+    save_bundle(train("logreg", sim), folder, {**meta(sim), "architecture": "logreg"})
+    assert all((outside / name).read_text() == "keep me" for name in os.listdir(outside))
+    assert load_bundle(folder).arch == "logreg"
+
+
+def test_a_k_nearest_neighbours_search_tree_is_rebuilt_and_finds_the_same_neighbours(sim, tmp_path):
+    est = fit_estimator(make_estimator("knn", "all", feature_set="baseline", rate_hz=sim.rate_hz), sim.X, sim.y)
+    knn = est.steps[-1][1]
+    assert knn._fit_method == "kd_tree"  # two features: scikit-learn searches a k-d tree
+    honest = est.predict_proba(sim.X)
+    knn._tree.get_arrays()[1][:] = 0  # a tree whose every leaf holds sample 0: wrong, though in range
+    assert not np.array_equal(est.predict_proba(sim.X), honest)
+    folder = save_bundle(est, tmp_path / "knn", {**meta(sim), "architecture": "knn", "feature_set": "baseline"})
+    np.testing.assert_array_equal(load_bundle(folder).predict_proba(sim.X), honest)
 
 
 def test_a_folder_that_is_not_a_bundle(tmp_path):

@@ -139,7 +139,9 @@ def save_bundle(estimator: Pipeline, folder: str | Path, meta: dict) -> Path:
                          "safetensors": safetensors.__version__, "skops": skops.__version__}}
     kind = "deep" if isinstance(clf, TorchClassifier) else "shallow"
     name, fmt = WEIGHTS[kind]
-    weights = folder / name
+    # Written beside, then renamed into place: a rename replaces a link where a write would follow it out.
+    weights = folder / (name + ".part")
+    weights.unlink(missing_ok=True)
     if kind == "deep":
         scaler = estimator.steps[0][1]
         tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in clf.module_.state_dict().items()}
@@ -157,7 +159,8 @@ def save_bundle(estimator: Pipeline, folder: str | Path, meta: dict) -> Path:
         info.update(kind="shallow", feature_set=features.feature_set,
                     normalisation={"kind": "StandardScaler on the window features"},
                     classifier={k: _jsonable(v) for k, v in clf.get_params(deep=False).items()})
-    info["weights"] = {"file": name, "format": fmt, "bytes": weights.stat().st_size}
+    weights.replace(folder / name)
+    info["weights"] = {"file": name, "format": fmt, "bytes": (folder / name).stat().st_size}
     write_meta(folder, info)
     return folder
 
@@ -167,7 +170,10 @@ def write_meta(folder: Path, meta: dict) -> None:
     meta = {k: v for k, v in meta.items() if k != "sha256"}
     meta["version"] = VERSION
     meta["sha256"] = bundle_sha256(meta, Path(folder) / meta["weights"]["file"])
-    (Path(folder) / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    part = Path(folder) / (META_FILE + ".part")
+    part.unlink(missing_ok=True)
+    part.write_text(json.dumps(meta, indent=2) + "\n")
+    part.replace(Path(folder) / META_FILE)
 
 
 def bundle_sha256(meta: dict, weights: Path) -> str:
