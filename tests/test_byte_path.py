@@ -72,6 +72,20 @@ def test_an_info_frame_naming_a_sensor_in_non_ascii_bytes_keeps_the_reader_going
     assert len(protocol.Decoder().feed(copy)) == reader.buffer.total - start
 
 
+def test_an_info_frame_with_a_scale_of_zero_is_malformed_and_the_reader_reads_on(tmp_path):
+    body = bytearray(INFO[2:-2])
+    body[20:24] = np.float32(0).tobytes()  # accel LSB per g: no board sends it, and no SI would follow
+    zero = protocol.SYNC + bytes(body) + protocol.crc16(bytes(body)).to_bytes(2, "little")
+    log = tmp_path / "zero-scale.bin"
+    log.write_bytes(INFO + board_log(100) + zero + board_log(100, seq0=100))
+    reader = Reader(f"replay://{log}?speed=max")
+    reader.start()
+    assert reader.finished.wait(10) and reader.error is None
+    stats = reader.stats()
+    assert stats.samples == 200 and stats.malformed == 1 and reader.info == protocol.BoardInfo()
+    assert np.all(np.isfinite(reader.buffer.since(0).si))
+
+
 def test_a_frame_holding_a_sync_word_does_not_withhold_the_last_frame_of_a_replay(tmp_path):
     # The first frame's gyro y and z bytes read A5 5A 02: the start of an info frame that would run past the end.
     last_two = protocol.encode_samples([100, 101], [2_000_000, 2_020_000],

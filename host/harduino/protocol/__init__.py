@@ -8,12 +8,12 @@ from .decoder import DecodedChunk, Decoder, DecoderStats
 from .frames import (COMMANDS, ERROR_BAD_COMMAND, ERROR_BAD_RATE, ERROR_FRAME_LEN, ERROR_SENSOR_MISSING, FRAME_LEN,
                      GRAVITY, INFO_FRAME_LEN, MAX_FRAME_LEN, PROTOCOL_VERSION, SAMPLE_DTYPE, SAMPLE_FRAME_LEN, SYNC,
                      TYPE_ERROR, TYPE_INFO, TYPE_SAMPLE, BoardInfo, command, crc16, crc16_rows, decode_error,
-                     decode_info, encode_error, encode_info, encode_samples, sample_crc_residue)
+                     decode_info, encode_error, info_is_plausible, encode_info, encode_samples, sample_crc_residue)
 
 __all__ = [
     "COMMANDS", "ERROR_BAD_COMMAND", "ERROR_BAD_RATE", "ERROR_FRAME_LEN", "ERROR_SENSOR_MISSING", "FRAME_LEN",
     "GRAVITY", "INFO_FRAME_LEN", "MAX_FRAME_LEN", "PROTOCOL_VERSION", "SAMPLE_DTYPE", "SAMPLE_FRAME_LEN", "SYNC",
     "TYPE_ERROR", "TYPE_INFO", "TYPE_SAMPLE", "BoardInfo", "Clock", "DecodedChunk", "Decoder", "DecoderStats",
     "Unwrapped", "command", "crc16", "crc16_rows", "decode_error", "decode_info", "encode_error", "encode_info",
-    "encode_samples", "sample_crc_residue",
+    "encode_samples", "info_is_plausible", "sample_crc_residue",
 ]

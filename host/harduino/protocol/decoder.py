@@ -15,7 +15,7 @@ import numpy as np
 
 from .clock import Clock
 from .frames import (_LEN_BY_TYPE, _SAMPLE_HEAD, SAMPLE_DTYPE, SAMPLE_FRAME_LEN, TYPE_INFO, TYPE_SAMPLE, BoardInfo,
-                     crc16, decode_error, decode_info, sample_crc_residue)
+                     crc16, decode_error, decode_info, info_is_plausible, sample_crc_residue)
 
 _NONE = np.zeros(0, dtype=np.int64)
 _HEAD = [bytes([b]) for b in _SAMPLE_HEAD]  # a sample frame's first three bytes, one by one
@@ -30,7 +30,7 @@ class DecoderStats:
     bytes_skipped: int = 0   # bytes thrown away while resynchronising
     frames_ok: int = 0       # frames that passed their CRC, of any type
     crc_errors: int = 0      # complete frames whose CRC failed
-    malformed: int = 0       # sync words followed by an unknown frame type
+    malformed: int = 0       # sync words followed by an unknown frame type, info frames no board sends
     samples: int = 0         # sample frames handed on
     samples_lost: int = 0    # sequence numbers skipped (gaps), the board's or the link's
     stale: int = 0           # sample frames repeated or out of order, dropped
@@ -173,6 +173,11 @@ class Decoder:
         complete = typed & (lengths > 0) & (starts + lengths <= n)
         ok = np.zeros(starts.size, dtype=bool)
         ok[complete] = self._crc_ok(a, buf, starts[complete], types[complete], lengths[complete])
+        # An info frame no board sends (a scale of zero, say) passes its CRC but is malformed.
+        implausible = np.zeros(starts.size, dtype=bool)
+        for i in np.flatnonzero(ok & (types == TYPE_INFO)):
+            implausible[i] = not info_is_plausible(buf[starts[i] + 3 : starts[i] + lengths[i] - 2])
+        ok &= ~implausible
         acc_starts, acc_types, acc_lens = self._non_overlapping(starts[ok], types[ok], lengths[ok])
         acc_ends = acc_starts + acc_lens
 
@@ -194,8 +199,8 @@ class Decoder:
         acc_starts, acc_types, acc_lens, acc_ends = acc_starts[kept], acc_types[kept], acc_lens[kept], acc_ends[kept]
 
         loose = ~ok & ~inside & (starts < cut)  # candidates that failed
-        self.stats.crc_errors += int(np.count_nonzero(loose & complete))
-        self.stats.malformed += int(np.count_nonzero(loose & typed & (lengths == 0)))
+        self.stats.crc_errors += int(np.count_nonzero(loose & complete & ~implausible))
+        self.stats.malformed += int(np.count_nonzero(loose & ((typed & (lengths == 0)) | implausible)))
         end = max(cut, int(acc_ends[-1]) if acc_ends.size else 0)
         return acc_starts, acc_types, acc_lens, end
 

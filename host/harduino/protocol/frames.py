@@ -229,6 +229,12 @@ def decode_info(payload: bytes) -> BoardInfo:
     )
 
 
+def info_is_plausible(payload: bytes) -> bool:
+    """Whether an info payload could come from a board: positive, finite scales and a rate (else no SI is possible)."""
+    *_, acc_lsb, gyr_lsb, rate = _INFO_PAYLOAD.unpack(payload)
+    return 0 < acc_lsb < math.inf and 0 < gyr_lsb < math.inf and rate > 0
+
+
 def decode_error(payload: bytes) -> tuple[int, str]:
     """An error frame's payload as (code, message)."""
     code, msg = _ERROR_PAYLOAD.unpack(payload)
