@@ -9,6 +9,10 @@ CPU, two ways, each the process's CPU time over wall time while a Reader streams
 Latency: a writer thread sends frames into a pseudo-terminal at 100 Hz, the
 Reader reads the other end, and a consumer blocked on the buffer notes when each
 sample becomes visible; p50/p99 of (arrival - written) and (visible - written).
+Replay memory: the peak of Python's allocations (tracemalloc, numpy's included)
+while a replay:// port of a small and a ten times larger log opens and plays for
+a second, paced (so its decoder runs); the goal is a peak that does not grow with
+the log (the whole file and an index of it once took 9x its size).
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
-from harduino import protocol, simboard
+from harduino import protocol, simboard, transport
 from harduino.reader import READ_INTERVAL_S, Reader
 
 RATE_HZ = 100
@@ -86,11 +93,40 @@ def latency(samples: int) -> tuple[np.ndarray, np.ndarray]:
     return block.host_t - written[block.seq], visible - written
 
 
+def replay_peak_mb(megabytes: int, folder: Path) -> tuple[float, float]:
+    """(peak MB allocated, s to open) for a replay of a log of about this size, played for a second."""
+    path = folder / f"log-{megabytes}.bin"
+    per_block = 1 << 20  # samples a write
+    raw = simboard.synth_activity("walking", per_block, 50)
+    with open(path, "wb") as f:
+        f.write(protocol.encode_info(protocol.BoardInfo()))
+        k = 0
+        while f.tell() < megabytes * 1e6:
+            n = min(per_block, int((megabytes * 1e6 - f.tell()) // protocol.SAMPLE_FRAME_LEN) + 1)
+            seq = k + np.arange(n)
+            f.write(protocol.encode_samples(seq, seq * 20_000, raw[:n]))
+            k += n
+    tracemalloc.start()
+    t0 = time.monotonic()
+    port = transport.open_port(f"replay://{path}?speed=1000")
+    opened = time.monotonic() - t0
+    try:
+        while time.monotonic() - t0 < 1.0:
+            port.read(port.in_waiting or 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        port.close()
+        tracemalloc.stop()
+        path.unlink()
+    return peak / 1e6, opened
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (for tests)")
     args = ap.parse_args()
     seconds, samples = (1.0, 100) if args.quick else (20.0, 2000)
+    sizes = (2, 20) if args.quick else (40, 400)
 
     percent, n, lost = cpu_use_separate_board(seconds)
     print(f"reader CPU, {RATE_HZ} Hz from sim:// served on a pty by another process, {seconds:.0f} s: "
@@ -106,6 +142,12 @@ def main() -> None:
     print(f"pty write -> sample in the buffer, seen by a waiting consumer: latency p50 {v50:.2f} ms, "
           f"p99 {v99:.2f} ms (reads are at most every {READ_INTERVAL_S * 1e3:.0f} ms)")
     print(f"summary: bytes to ring buffer latency | p50 {v50:.1f} ms, p99 {v99:.1f} ms | -")
+    with tempfile.TemporaryDirectory() as folder:
+        (small, t_small), (large, t_large) = (replay_peak_mb(mb, Path(folder)) for mb in sizes)
+    for mb, peak, opened in ((sizes[0], small, t_small), (sizes[1], large, t_large)):
+        print(f"replay:// of a {mb} MB log, opened in {opened * 1e3:.0f} ms and played 1 s: peak {peak:.1f} MB allocated")
+    print(f"summary: replay memory, {sizes[1]} MB log against {sizes[0]} MB | peak {large:.1f} MB, "
+          f"{large / small:.2f}x | does not grow with the log")
 
 
 if __name__ == "__main__":
