@@ -145,7 +145,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         (small, t_small), (large, t_large) = (replay_peak_mb(mb, Path(folder)) for mb in sizes)
     for mb, peak, opened in ((sizes[0], small, t_small), (sizes[1], large, t_large)):
-        print(f"replay:// of a {mb} MB log, opened in {opened * 1e3:.0f} ms and played 1 s: peak {peak:.1f} MB allocated")
+        print(f"replay:// of a {mb} MB log, opened in {opened * 1e3:.0f} ms and played 1 s: "
+              f"peak {peak:.1f} MB allocated")
     print(f"summary: replay memory, {sizes[1]} MB log against {sizes[0]} MB | peak {large:.1f} MB, "
           f"{large / small:.2f}x | does not grow with the log")
 

@@ -187,6 +187,20 @@ def test_busy_port_is_reported(tmp_path):
         os.close(slave)
 
 
+@pytest.mark.parametrize("url, message", [
+    ("sim://?colour=red", "unknown sim:// parameter 'colour'"),
+    ("sim://?activity=walking&script=still:1", "either activity= or script="),
+    ("replay://nowhere.bin?speed=0", "replay:// speed must be max or a positive number"),
+    ("replay://nowhere.bin?loop=2", "replay:// loop must be 0 or 1"),
+    ("replay://nowhere.bin", "no such raw log file: nowhere.bin"),
+])
+def test_handlers_parse_their_own_urls_and_raise_serial_exceptions(url, message):
+    with pytest.raises(serial.SerialException, match=message):
+        serial.serial_for_url(url, timeout=0.1)  # plain pyserial: our handlers speak its language
+    with pytest.raises(UserError, match=message):  # and the tool words it as one sentence, unchanged
+        transport.open_port(url)
+
+
 def test_registered_the_pyserial_way():
     transport.open_port("sim://?speed=max").close()
     port = serial.serial_for_url("sim://?rate=10", timeout=0.5)

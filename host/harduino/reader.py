@@ -260,16 +260,18 @@ class Reader(threading.Thread):
     def _take(self, data: bytes | None, now: float) -> None:
         """Decode, log and buffer one read; None: the stream ended, hand on what it completed."""
         with self._log_lock:  # a raw copy starts and stops between two reads, never inside one
-            held, base, frames_before = self._decoder.pending, self._decoder.pending_offset, self._decoder.stats.frames_ok
-            chunk = self._decoder.finish() if data is None else self._decoder.feed(data)
-            buf = held + (data or b"")  # the bytes decoded, from stream offset base
-            if chunk.info_spans:  # the board's own info frame, for a raw copy to start with
-                start, end = chunk.info_spans[-1]
-                self._info_frame = buf[start - base : end - base]
+            decoder = self._decoder
+            held, base, frames_before = decoder.pending, decoder.pending_offset, decoder.stats.frames_ok
+            chunk = decoder.finish() if data is None else decoder.feed(data)
+            from_info = b""
+            if chunk.info_spans:  # where the board's own info frames lie in the bytes decoded
+                buf = held + (data or b"")
+                (first, _), (start, end) = chunk.info_spans[0], chunk.info_spans[-1]
+                self._info_frame, from_info = buf[start - base : end - base], buf[first - base :]
             if data:
                 self._count_bytes(len(data), now)
-                self._log(data, buf[chunk.info_spans[0][0] - base :] if chunk.info_spans else b"")
-            if self._decoder.stats.frames_ok > frames_before:
+                self._log(data, from_info)
+            if decoder.stats.frames_ok > frames_before:
                 self._last_frame = now
             self._buffer(chunk, now)
 

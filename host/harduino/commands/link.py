@@ -109,6 +109,8 @@ def follow(url: str, *, samples: bool = False, raw_log: Path | None = None, dura
     from ..reader import Reader
 
     reader = Reader(url, raw_log=raw_log)
+    if samples:  # every sample is printed: a source that can wait (replay://, sim://) waits for the printing
+        reader.buffer.mark_read(0)
     reader.start()
     out = sys.stdout
     end = time.monotonic() + duration if duration is not None else float("inf")
@@ -153,6 +155,7 @@ def _print_samples(reader: Reader, index: int, out) -> int:
         table = np.column_stack([block.seq, block.t_us, block.si])
         np.savetxt(out, table, fmt=["%d", "%d"] + ["%.6f"] * 6, delimiter=",")
         out.flush()
+    reader.buffer.mark_read(block.end)
     return block.end
 
 

@@ -99,8 +99,8 @@ class Serial(VirtualPort):
             i = int(np.searchsorted(self._due, (now - self._start) * self.speed, side="right"))
             if i < self._due.size:
                 return (int(self._ends[i - 1]) - self._pos if i else 0), self._start + self._due[i] / self.speed
-            if self._eof:
-                return len(self._ahead), math.inf
+            if self._eof or len(self._ahead) >= BLOCK:  # a reader that lags holds a block back, no more
+                return len(self._ahead), math.inf if self._eof else now
             self._read_block()
 
     def _take(self, size: int) -> tuple[bytes, float]:
