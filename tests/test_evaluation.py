@@ -132,3 +132,14 @@ def test_fits_in_parallel_processes_give_what_one_process_gives(sim):
         assert a.arch == b.arch and a.size == b.size
         np.testing.assert_array_equal(a.scores.y_pred, b.scores.y_pred)
         np.testing.assert_allclose(a.scores.proba, b.scores.proba, atol=1e-5)
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["evaluate", SIM, "--arch", "rf", "--cv", "1"], "--cv must be at least 2"),
+    (["evaluate", SIM, "--arch", "rf", "--cv", "9"], "5 subjects, so 2 to 5 folds"),
+    (["compare", SIM, "--test", SIM, "--cv", "2"], "not both"),
+    (["train", SIM, "--arch", "rf", "--window", "0"], "--window must be a positive number"),
+])
+def test_bad_evaluation_options_are_one_sentence(argv, expect, capsys):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and expect in err and len(err.strip().splitlines()) == 1, err

@@ -258,6 +258,8 @@ def run_compare(args) -> int:
 
     archs = [check_arch(a.strip()) for a in args.archs.split(",")] if args.archs else list(ARCHITECTURES)
     _check_options(args)
+    if args.test is not None and args.cv is not None:
+        raise UserError("give --test FOLDER (train on DATA, test on it) or --cv K (folds of DATA), not both.")
     ws = _windows(args.data, args.channels, args.size, args.step)
     _require_classes(ws, args.data)
     if args.test is not None:
