@@ -101,6 +101,22 @@ def test_a_frame_holding_a_sync_word_does_not_withhold_the_last_frame_of_a_repla
     assert reader.finished.wait(10) and reader.error is None and reader.buffer.total == 102
 
 
+def test_a_replay_goes_straight_on_where_the_board_rebooted(tmp_path):
+    # The second boot's clock starts 1000 s in: the log has no such pause, so neither has the replay.
+    log = tmp_path / "reboot.bin"
+    log.write_bytes(INFO + protocol.encode_samples(np.arange(50), 3_000_000_000 + np.arange(50) * 20_000,
+                                                   np.zeros((50, 6)))
+                    + INFO + protocol.encode_samples(np.arange(50), 1_000_000_000 + np.arange(50) * 20_000,
+                                                     np.zeros((50, 6))))
+    reader = Reader(f"replay://{log}?speed=10")  # 0.2 s of samples; a pause would last 100 s
+    reader.start()
+    try:
+        assert reader.finished.wait(30), reader.stats().line()
+    finally:
+        reader.stop()
+    assert reader.buffer.total == 100 and reader.stats().resets == 1
+
+
 def test_replay_samples_prints_every_sample_of_a_log_longer_than_the_ring_buffer(tmp_path, capsys):
     log = tmp_path / "long.bin"
     log.write_bytes(INFO + board_log(80_000))  # 27 min at 50 Hz; the buffer holds 65,536

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from typing import Callable
+from urllib.parse import parse_qs
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
@@ -21,9 +22,7 @@ class URLError(SerialException):
 
 
 def query_of(parts) -> dict[str, str]:
-    """A URL's query as {name: last value}."""
-    from urllib.parse import parse_qs
-
+    """A URL's query (urlsplit's parts) as {name: last value}."""
     return {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
 
 

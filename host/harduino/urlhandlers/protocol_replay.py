@@ -70,7 +70,9 @@ class Serial(VirtualPort):
         # times in s from the log's first sample.
         self._ends = np.zeros(0, dtype=np.int64)
         self._due = np.zeros(0)
-        self._t0: int | None = None
+        self._t0: int | None = None  # board µs of the first sample
+        self._last_t = 0             # board µs of the last sample paced, a reboot's jump taken out
+        self._skipped_us = 0         # the jumps taken out so far
         self._eof = False
         self._start = time.monotonic()
 
@@ -82,9 +84,15 @@ class Serial(VirtualPort):
             return  # nothing to pace
         chunk = self._decoder.feed(data) if data else self._decoder.finish()  # the end delivers what is complete
         if len(chunk):
+            t_us = chunk.t_us - self._skipped_us
+            for p in chunk.resets:  # the board rebooted: its next sample comes at once, as in the log
+                jump = int(t_us[p] - (t_us[p - 1] if p else self._last_t))
+                t_us[p:] -= jump
+                self._skipped_us += jump
             if self._t0 is None:
-                self._t0 = int(chunk.t_us[0])
-            ends, due = chunk.sample_ends, (chunk.t_us - self._t0) / 1e6
+                self._t0 = int(t_us[0])
+            self._last_t = int(t_us[-1])
+            ends, due = chunk.sample_ends, (t_us - self._t0) / 1e6
         else:  # no sample frame to pace these bytes by: they come out with the last one
             ends, due = np.array([self._pos + len(self._ahead)]), self._due[-1:] if self._due.size else np.zeros(1)
         self._ends, self._due = np.concatenate([self._ends, ends]), np.concatenate([self._due, due])
