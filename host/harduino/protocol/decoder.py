@@ -57,8 +57,10 @@ class DecodedChunk:
     resets: list[int] = field(default_factory=list)
     info_spans: list[tuple[int, int]] = field(default_factory=list)  # (start, end) offsets of each info frame
     # Where the sample frames lie: (offset of the first byte decoded, frames back to back from there,
-    # offsets of the other sample frames, which were handed on); sample_ends works it out when asked.
-    _layout: tuple[int, int, np.ndarray, np.ndarray | None] = (0, 0, _NONE, None)
+    # offsets of those the scan found after them, which of all were handed on: None for every one).
+    # sample_ends works it out when asked, so a read that needs no spans pays nothing for them.
+    _layout: tuple[int, int, np.ndarray, np.ndarray | None] = field(default=(0, 0, _NONE, None), repr=False,
+                                                                    compare=False)
 
     def __len__(self) -> int:
         return len(self.seq)
