@@ -155,7 +155,8 @@ def test_a_skops_file_naming_untrusted_types_is_refused(sim, tmp_path, no_pickle
 
 @pytest.mark.parametrize("damage", ["not json", "unknown format", "no classes", "unknown network option",
                                     "other weights file", "unknown architecture", "channels not the set",
-                                    "negative rate", "a list, not an object"])
+                                    "negative rate", "a list, not an object", "a line break in a class",
+                                    "a lone surrogate", "version true"])
 def test_a_damaged_bundle_json_is_one_sentence(damage, saved, tmp_path):
     folder, info, _ = copy_of(saved, tmp_path)
     text = json.dumps(info)
@@ -179,7 +180,13 @@ def test_a_damaged_bundle_json_is_one_sentence(damage, saved, tmp_path):
         text = json.dumps({**info, "rate_hz": -50})
     elif damage == "a list, not an object":
         text = json.dumps([info])
-    if damage not in ("not json", "a list, not an object"):  # sealed again: the fields themselves are refused
+    elif damage == "a line break in a class":
+        text = json.dumps({**info, "classes": ["still\nwalking", *info["classes"][1:]]})
+    elif damage == "a lone surrogate":
+        text = json.dumps({**info, "subject": "\ud800"})
+    elif damage == "version true":
+        text = json.dumps({**info, "version": True})
+    if damage not in ("not json", "a list, not an object", "a lone surrogate"):  # sealed again: the fields themselves are refused
         forged = json.loads(text)
         text = json.dumps({**forged, "sha256": seal(forged, folder / info["weights"]["file"])})
     (folder / "bundle.json").write_text(text)

@@ -195,16 +195,7 @@ def load_bundle(folder: str | Path) -> Bundle:
         raise UserError(f"{folder} is not a model bundle (it has no {META_FILE}); "
                         "train one with: harduino train DATA --arch NAME -o FOLDER.")
     try:
-        meta = _read_meta(folder, meta_path)
-        weights = _inside(folder, meta["weights"].get("file"), "its weights file")
-        if (weights.name, meta["weights"].get("format")) != WEIGHTS[meta["kind"]]:
-            raise _Refused(f"does not hold together: the weights of a {meta['kind']} model are "
-                           f"{WEIGHTS[meta['kind']][0]} ({WEIGHTS[meta['kind']][1]})")
-        _check_checksum(folder, meta, weights)
-        try:
-            _check_fields(meta)
-        except (KeyError, TypeError, ValueError, AttributeError):  # a field of the wrong type
-            raise _Refused(f"does not hold together: a field of its {META_FILE} has the wrong type") from None
+        meta, weights = _checked_meta(folder, meta_path)
         loader = load_deep if meta["kind"] == "deep" else load_shallow
         try:
             estimator = loader(weights, meta)
@@ -219,6 +210,23 @@ def load_bundle(folder: str | Path) -> Bundle:
     return Bundle(folder, estimator, meta, predict_proba)
 
 
+def _checked_meta(folder: Path, meta_path: Path) -> tuple[dict, Path]:
+    """bundle.json and the weights file it names, once the checksum and every field hold; else _Refused."""
+    try:
+        meta = _read_meta(folder, meta_path)
+        weights = _inside(folder, meta["weights"].get("file"), "its weights file")
+        if (weights.name, meta["weights"].get("format")) != WEIGHTS[meta["kind"]]:
+            raise _Refused(f"does not hold together: the weights of a {meta['kind']} model are "
+                           f"{WEIGHTS[meta['kind']][0]} ({WEIGHTS[meta['kind']][1]})")
+        _check_checksum(folder, meta, weights)
+        _check_fields(meta)
+    except OSError as err:
+        raise _Refused(f"cannot be read: {err.strerror or err}") from None
+    except (KeyError, TypeError, ValueError, AttributeError):  # a field of the wrong type, or text UTF-8 cannot hold
+        raise _Refused(f"does not hold together: a field of its {META_FILE} has the wrong type") from None
+    return meta, weights
+
+
 def _read_meta(folder: Path, meta_path: Path) -> dict:
     """bundle.json, parsed strictly: a JSON object of this format, of version 1 or 2, with a weights file."""
     _inside(folder, META_FILE, f"its {META_FILE}")
@@ -231,9 +239,9 @@ def _read_meta(folder: Path, meta_path: Path) -> dict:
         raise _Refused(f"is damaged: its {META_FILE} is not JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _Refused(f"is damaged or not a harduino model bundle: its {META_FILE} is not of format {FORMAT!r}")
-    if meta.get("version") not in (1, VERSION):
-        raise _Refused(f"is model bundle format version {meta.get('version')}, and this harduino reads versions "
-                       f"1 and {VERSION}")
+    if type(meta.get("version")) is not int or meta["version"] not in (1, VERSION):
+        raise _Refused(f"is model bundle format version {str(meta.get('version'))[:20]}, and this harduino "
+                       f"reads versions 1 and {VERSION}")
     if meta.get("kind") not in WEIGHTS or not isinstance(meta.get("weights"), dict):
         raise _Refused(f"does not hold together: its kind is not {' or '.join(WEIGHTS)}, with a weights file")
     return meta
@@ -278,9 +286,9 @@ def _check_checksum(folder: Path, meta: dict, weights: Path) -> None:
                            "damaged")
         return
     if meta["weights"].get("sha256") != _hash_file(weights, hashlib.sha256()):
-        raise _Refused(f"does not match its checksum: its weights were modified or damaged")
+        raise _Refused("does not match its checksum: its weights were modified or damaged")
     warnings.warn(f"the model bundle {folder} is format version 1, whose checksum does not cover its "
-                  f"{META_FILE}; train it again to get a version {VERSION} bundle.", BundleWarning, stacklevel=3)
+                  f"{META_FILE}; train it again to get a version {VERSION} bundle.", BundleWarning, stacklevel=4)
 
 
 def _check_fields(meta: dict) -> None:
@@ -312,8 +320,9 @@ def _check_fields(meta: dict) -> None:
     if type(rate) not in (int, float) or not (0 < rate <= MAX_RATE_HZ and math.isfinite(rate)):
         refuse(f"rate_hz is {rate!r}, not a sample rate from 0 to {MAX_RATE_HZ:g} Hz")
     classes = meta.get("classes")
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes):
-        refuse("its classes are not a list of at least two names")
+    if not isinstance(classes, list) or len(classes) < 2 \
+            or not all(isinstance(c, str) and c.isprintable() and 0 < len(c) <= 100 for c in classes):
+        refuse("its classes are not a list of at least two names (printable, up to 100 characters)")
     repeated = sorted(name for name, n in collections.Counter(classes).items() if n > 1)
     if repeated:
         refuse(f"the class {repeated[0]!r} is listed more than once")

@@ -33,7 +33,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from ..dataset import ChannelScaler
-from ..features import WindowFeatures, feature_names
+from ..features import FEATURE_SETS, WindowFeatures, feature_names
 from .deep import TorchClassifier
 
 # The types a shallow bundle may build beyond those skops trusts itself (builtins, numpy, scikit-learn's
@@ -163,8 +163,8 @@ def check_pipeline(pipeline, meta: dict) -> None:
     features, scaler, clf = (step for _, step in steps)
     if type(features) is not WindowFeatures or type(scaler) is not StandardScaler:
         raise InvalidWeights("its pipeline does not start with window features and a standard scaler")
-    if features.feature_set != meta.get("feature_set") or tuple(features.channel_names_) != tuple(meta["channels"]) \
-            or features.rate_hz != meta["rate_hz"]:
+    if features.feature_set not in FEATURE_SETS or features.feature_set != meta.get("feature_set") \
+            or tuple(features.channel_names_) != tuple(meta["channels"]) or features.rate_hz != meta["rate_hz"]:
         raise InvalidWeights("its window features are not the feature set, channels and rate bundle.json names")
     n = len(feature_names(features.feature_set, features.channel_names_))
     if list(features.feature_names_) != feature_names(features.feature_set, features.channel_names_):
