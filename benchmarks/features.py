@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from harduino import dataset, features, protocol, simboard
+from harduino import calibration, dataset, features, protocol, simboard
 
 RATE = 100
 
@@ -48,7 +48,8 @@ def main() -> None:
     for channel_set in dataset.CHANNEL_SETS:
         for feature_set in features.FEATURE_SETS:
             def run():
-                X = dataset.windows(dataset.select_channels(si, channel_set), dataset.WINDOW, dataset.STEP)
+                cal = calibration.Calibration((0.0, 0.0, 1.0), (0.0, 0.0, 0.0), "upright")
+                X = dataset.windows(dataset.select_channels(si, channel_set, RATE, cal), dataset.WINDOW, dataset.STEP)
                 return features.window_features(X, feature_set, channel_set, rate_hz=RATE)
             columns = run().shape[1]
             took = best_time(run, repeats)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.pipeline import make_pipeline
 
-from harduino import dataset, protocol, simboard
+from harduino import calibration, dataset, protocol, simboard
 from harduino.dataset import ChannelScaler
 from harduino.errors import UserError
 from harduino.recording import Recording, write_recording
@@ -41,7 +41,8 @@ def test_channel_sets_derive_magnitudes():
     assert every.shape == (2, 8)
     assert np.allclose(every[:, :6], si) and np.allclose(every[:, 6:], mags)
     assert np.allclose(dataset.select_channels(si, "axes"), si)
-    assert {k: len(v) for k, v in dataset.CHANNEL_SETS.items()} == {"axes": 6, "magnitudes": 2, "all": 8}
+    assert {k: len(v) for k, v in dataset.CHANNEL_SETS.items()} == {"axes": 6, "magnitudes": 2, "all": 8,
+                                                                  "aligned": 6, "body": 7}
     with pytest.raises(UserError, match="unknown channel set 'xyz'"):
         dataset.select_channels(si, "xyz")
 
@@ -59,15 +60,17 @@ def test_too_few_samples_give_no_window():
     assert dataset.windows(np.zeros((31, 2)), 32, 16).shape == (0, 2, 32)
 
 
-def test_live_window_is_the_training_window():
-    si = simboard.synth_activity("walking", 32 + 16 * 9, 50, subject=1) * SCALE
+def test_a_stream_fed_in_pieces_gives_the_channels_of_one_pass():
+    si = simboard.synth_activity("walking", 500, 50, subject=1) * SCALE
+    upright = calibration.Calibration((0.0, 0.0, 1.0), (0.001, -0.002, 0.0), "test")
     for channel_set in dataset.CHANNEL_SETS:
-        training = dataset.windows(dataset.select_channels(si, channel_set), 32, 16)
-        live = dataset.latest_window(si, channel_set)
-        assert live.shape == (1, training.shape[1], 32)
-        assert np.array_equal(live[0], training[-1])
-    with pytest.raises(ValueError):
-        dataset.latest_window(si[:31], "all")
+        whole = dataset.select_channels(si, channel_set, 50, upright)
+        assert whole.shape == (500, len(dataset.CHANNEL_SETS[channel_set])) and whole.dtype == np.float32
+        stream = dataset.ChannelStream(channel_set, 50, upright)
+        pieces = np.concatenate([stream.push(si[a:a + 37]) for a in range(0, 500, 37)])  # as the live path
+        assert np.allclose(pieces, whole, atol=1e-5), channel_set
+    with pytest.raises(UserError, match="need a calibration"):
+        dataset.select_channels(si, "body", 50)
 
 
 def test_window_labels_pure_and_majority():

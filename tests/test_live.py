@@ -123,8 +123,8 @@ def test_a_predictor_behind_jumps_to_the_newest_window_and_counts_the_skipped(de
 
 
 def default_bundle_window(si, bundle):
-    from harduino.dataset import latest_window
-    return latest_window(si, bundle.channel_set, bundle.window)
+    from harduino.dataset import select_channels, windows
+    return windows(select_channels(si, bundle.channel_set, bundle.rate_hz), bundle.window, bundle.window)
 
 
 def test_replayed_session_is_predicted_window_by_window(default_bundle, scripted_log):

@@ -1,8 +1,10 @@
 """From recordings to windows: channels, the one windowing function, window labels, splits.
 
-Everything here is a pure numpy function. `windows` is the only place samples
-become windows; training goes through `window_dataset` and live prediction
-through `latest_window`, and both call it, so they cannot disagree.
+Everything here is a pure numpy function, but for `ChannelStream`, which keeps
+a gravity filter's state. `windows` is the only place samples become windows
+and `ChannelStream` the only place samples become channels; training goes
+through `window_dataset` and live prediction through the predictor's stream,
+and both call them, so they cannot disagree.
 
 Windows never cross a session boundary or a gap in a session (a board reset,
 an unplug): each stretch of evenly spaced samples is windowed on its own.
@@ -12,24 +14,34 @@ overlapping windows of one session on both sides of a split leak.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+from scipy import signal
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
+from .calibration import calibrate, has_gravity
 from .errors import UserError
-from .recording import Recording, load_recording
+from .recording import Recording, RecordingNote, load_recording
 
 AXES = ("ax", "ay", "az", "gx", "gy", "gz")
 MAGNITUDES = ("acc_mag", "gyro_mag")
+# Gravity-aligned: acceleration along gravity and its size across it, rotation about gravity and the
+# size of the rest. Nothing here depends on how the board is turned on the body, nor on heading.
+ALIGNED = ("acc_vert", "acc_horiz", "gyro_vert", "gyro_horiz")
 CHANNEL_SETS = {
     "axes": AXES,
     "magnitudes": MAGNITUDES,  # |acc| and |gyro|: the lectures' 32 x 2 window
     "all": AXES + MAGNITUDES,
+    "aligned": ALIGNED + MAGNITUDES,
+    "body": ALIGNED + MAGNITUDES + ("tilt",),  # + the lean away from the wearer's calibrated upright
 }
+GRAVITY_CUTOFF_HZ = 0.3  # the causal low-pass that separates gravity from movement
 LABEL_POLICIES = ("pure", "majority")
 WINDOW = 32
 STEP = 16
@@ -56,6 +68,8 @@ def load_recordings(folder: str | Path) -> list[Recording]:
         raise UserError(f"no such recording folder or file: {folder}.")
     recordings = [load_recording(p) for p in paths]
     check_one_rate(recordings)
+    for note in calibrate(recordings):
+        warnings.warn(note, RecordingNote, stacklevel=2)
     return recordings
 
 
@@ -80,18 +94,99 @@ def channel_names(channel_set: str) -> tuple[str, ...]:
         raise UserError(f"unknown channel set {channel_set!r}; choose one of {', '.join(CHANNEL_SETS)}.") from None
 
 
-def select_channels(si: np.ndarray, channel_set: str) -> np.ndarray:
-    """(n, 6) samples in m/s² and rad/s -> (n, c) float32 channels of the set, magnitudes derived."""
-    names = channel_names(channel_set)
-    si = np.asarray(si, dtype=np.float64)
-    if si.ndim != 2 or si.shape[1] != 6:
-        raise ValueError(f"samples must be shaped (n, 6), not {si.shape}")
-    parts = []
-    if names[0] == "ax":
-        parts.append(si)
-    if "acc_mag" in names:
-        parts += [np.linalg.norm(si[:, :3], axis=1)[:, None], np.linalg.norm(si[:, 3:], axis=1)[:, None]]
-    return np.hstack(parts).astype(np.float32)
+def default_channel_set(recordings: Sequence[Recording]) -> str:
+    """The inputs used unless told otherwise: the richest set that does not depend on how the board sits.
+
+    "body" when every recording has a calibration of its own (the tilt is only
+    right for the strapping it was measured on), "aligned" when the accelerometer
+    feels gravity, "magnitudes" when the data has had gravity removed. The
+    figures behind this choice are in docs/results.md.
+    """
+    if not has_gravity(recordings):
+        return "magnitudes"
+    if all(rec.calibration is not None and not rec.calibration.borrowed for rec in recordings):
+        return "body"
+    return "aligned"
+
+
+def needs_calibration(channel_set: str) -> bool:
+    return "tilt" in channel_names(channel_set)
+
+
+class ChannelStream:
+    """A channel set derived from (n, 6) SI samples as they arrive, the gravity filter keeping its state.
+
+    `select_channels` runs one over a whole stretch of a recording; the live
+    predictor keeps one across windows (and resets it at a gap, where training
+    starts a new stretch), so both compute the same numbers. Gravity is a
+    2nd-order Butterworth low-pass of the acceleration at GRAVITY_CUTOFF_HZ,
+    started from the stretch's first sample. Only a set with "tilt" uses a
+    calibration (the wearer's upright gravity direction, and the gyro's bias,
+    taken off the gyro); the others ignore one, so they never depend on it.
+    """
+
+    def __init__(self, channel_set: str, rate_hz: float | None = None, calibration=None) -> None:
+        self.names = channel_names(channel_set)
+        self.calibration = calibration if "tilt" in self.names else None
+        self._aligned = "acc_vert" in self.names
+        if self._aligned:
+            if rate_hz is None or not rate_hz > 2 * GRAVITY_CUTOFF_HZ:
+                raise ValueError(f"the {channel_set!r} channels need the sample rate (above {2 * GRAVITY_CUTOFF_HZ:g} Hz)")
+            self._ba = _gravity_filter(float(rate_hz))
+        if "tilt" in self.names and calibration is None:
+            raise UserError(f"the {channel_set!r} channels need a calibration: a few seconds of standing "
+                            "still at the start of the session.")
+        self._state = None  # the filter's (order, 3) state, None at the start of a stretch
+
+    def reset(self) -> None:
+        """A new stretch starts (after a gap): the filter starts again from the next sample."""
+        self._state = None
+
+    def push(self, si: np.ndarray) -> np.ndarray:
+        """(n, 6) samples -> (n, c) float32 channels."""
+        si = np.asarray(si, dtype=np.float64)
+        if si.ndim != 2 or si.shape[1] != 6:
+            raise ValueError(f"samples must be shaped (n, 6), not {si.shape}")
+        if not self._aligned:
+            parts = [si] if self.names[0] == "ax" else []
+            if "acc_mag" in self.names:
+                parts += [np.linalg.norm(si[:, :3], axis=1)[:, None], np.linalg.norm(si[:, 3:], axis=1)[:, None]]
+            return np.hstack(parts).astype(np.float32)
+        acc, gyro = si[:, :3], si[:, 3:]
+        if self.calibration is not None:
+            gyro = gyro - np.asarray(self.calibration.gyro_bias)
+        if len(si) == 0:
+            return np.zeros((0, len(self.names)), dtype=np.float32)
+        b, a = self._ba
+        if self._state is None:
+            self._state = signal.lfilter_zi(b, a)[:, None] * acc[0]
+        gravity, self._state = signal.lfilter(b, a, acc, axis=0, zi=self._state)
+        up = gravity / np.maximum(np.linalg.norm(gravity, axis=1, keepdims=True), 1e-9)
+        acc_vert = np.einsum("ij,ij->i", acc, up)
+        gyro_vert = np.einsum("ij,ij->i", gyro, up)
+        columns = {
+            "acc_vert": acc_vert,
+            "acc_horiz": np.linalg.norm(acc - acc_vert[:, None] * up, axis=1),
+            "gyro_vert": gyro_vert,
+            "gyro_horiz": np.linalg.norm(gyro - gyro_vert[:, None] * up, axis=1),
+            "acc_mag": np.linalg.norm(acc, axis=1),
+            "gyro_mag": np.linalg.norm(gyro, axis=1),
+        }
+        if "tilt" in self.names:
+            upright = np.asarray(self.calibration.gravity)
+            columns["tilt"] = np.arccos(np.clip(up @ upright, -1.0, 1.0))
+        return np.column_stack([columns[name] for name in self.names]).astype(np.float32)
+
+
+@functools.cache
+def _gravity_filter(rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    return signal.butter(2, GRAVITY_CUTOFF_HZ, fs=rate_hz)
+
+
+def select_channels(si: np.ndarray, channel_set: str, rate_hz: float | None = None,
+                    calibration=None) -> np.ndarray:
+    """(n, 6) samples of one stretch in m/s² and rad/s -> (n, c) float32 channels of the set."""
+    return ChannelStream(channel_set, rate_hz, calibration).push(si)
 
 
 def windows(x: np.ndarray, size: int = WINDOW, step: int = STEP) -> np.ndarray:
@@ -108,16 +203,6 @@ def windows(x: np.ndarray, size: int = WINDOW, step: int = STEP) -> np.ndarray:
         return np.zeros((0, x.shape[1], size), dtype=np.float32)
     view = np.lib.stride_tricks.sliding_window_view(x, size, axis=0)  # (n-size+1, c, size), no copy
     return np.ascontiguousarray(view[::step])
-
-
-def latest_window(si_block: np.ndarray, channel_set: str, size: int = WINDOW) -> np.ndarray:
-    """The newest `size` samples of (n, 6) SI samples as one window, shaped (1, c, size).
-
-    The live path: the same channel selection and windowing as training.
-    """
-    if len(si_block) < size:
-        raise ValueError(f"a window needs {size} samples, got {len(si_block)}")
-    return windows(select_channels(np.asarray(si_block)[-size:], channel_set), size, size)
 
 
 def segments(t: np.ndarray, rate_hz: float) -> list[tuple[int, int]]:
@@ -188,7 +273,7 @@ def window_dataset(recordings: Sequence[Recording], channel_set: str = "all", si
     parts = []
     for rec in recordings:
         for a, b in segments(rec.t, rec.rate_hz):  # never across a session boundary or a gap
-            X = windows(select_channels(rec.si[a:b], channel_set), size, step)
+            X = windows(select_channels(rec.si[a:b], channel_set, rec.rate_hz, rec.calibration), size, step)
             y = window_labels(rec.labels[a:b], size, step, label_policy)
             keep = y != ""
             parts.append((X[keep], y[keep], np.full(keep.sum(), rec.subject), np.full(keep.sum(), rec.session),

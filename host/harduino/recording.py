@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import Calibration
 from .errors import UserError
 from .protocol import SAMPLE_DTYPE, SAMPLE_FRAME_LEN, Decoder
 
@@ -55,6 +56,7 @@ class Recording:
     seq: np.ndarray | None = None    # (n,) int64 board sequence numbers, when the file has them
     t_us: np.ndarray | None = None   # (n,) int64 board clock in µs, when the file has them
     notes: list[str] = field(default_factory=list)
+    calibration: Calibration | None = None  # how the board sat on the wearer (the sidecar's, or estimated)
 
     def __len__(self) -> int:
         return len(self.t)
@@ -132,9 +134,11 @@ def load_recording(path: str | Path) -> Recording:
 
     for note in notes:
         warnings.warn(note, RecordingNote, stacklevel=2)
+    stored = meta.get("calibration")
     return Recording(path=path, subject=str(meta["subject"]), session=str(meta.get("session") or path.stem),
                      rate_hz=float(meta["rate_hz"]), t=t, si=si, labels=labels.astype(str), meta=meta,
-                     seq=seq, t_us=t_us, notes=notes)
+                     seq=seq, t_us=t_us, notes=notes,
+                     calibration=Calibration.from_dict(stored, sidecar_path(path)) if stored else None)
 
 
 def _cells(lines: list[str], width: int, path: Path) -> np.ndarray:

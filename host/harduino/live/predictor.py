@@ -1,6 +1,6 @@
 """The live predictor: each new step of samples in a reader's ring buffer becomes a prediction.
 
-    SampleBuffer ──(every `step` samples)──► latest_window ──► bundle.predict_proba
+    SampleBuffer ──(every `step` samples)──► ChannelStream ──► window ──► bundle.predict_proba
         ──► smoothing over the last k windows ──► label, or "uncertain" below a threshold
         ──► PredictionHistory (read by the dashboard and the terminal)
 
@@ -10,7 +10,11 @@ predictions however its bytes happen to arrive. A predictor that falls behind
 jumps to the newest window on the grid and counts the ones it skipped. A
 window never spans a gap in the stream (a reconnect, a board reset): the
 predictor waits for a whole window after it, as training never windows across
-one either.
+one either. The channels come from one `ChannelStream` fed every sample in
+order (its gravity filter keeps its state across windows, and starts again
+after a gap, as training starts a new stretch there), so a replayed recording
+gives the windows training made of it. A model whose channels need the
+wearer's calibration waits for the first still stretch of the stream.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..dataset import latest_window
+from .. import calibration as calib
+from ..dataset import ChannelStream, needs_calibration
 
 UNCERTAIN = "uncertain"
 SMOOTHING = ("mean", "majority")
@@ -92,6 +97,7 @@ class PredictorStats:
     model_p50_ms: float | None
     model: str = ""
     error: str | None = None
+    waiting_for: str | None = None   # e.g. the wearer to stand still for the calibration
 
     def line(self) -> str:
         def ms(x):
@@ -153,7 +159,7 @@ class Predictor(threading.Thread):
 
     def __init__(self, buffer, bundle, rate_hz: float, *, step: int | None = None, smooth_k: int = 5,
                  smoothing: str = "mean", threshold: float = 0.5, ended: threading.Event | None = None,
-                 history: PredictionHistory | None = None, model_name: str = "") -> None:
+                 history: PredictionHistory | None = None, model_name: str = "", calibration=None) -> None:
         super().__init__(name="predictor", daemon=True)
         if smoothing not in SMOOTHING:
             raise ValueError(f"unknown smoothing {smoothing!r}")
@@ -176,6 +182,13 @@ class Predictor(threading.Thread):
         self.skipped = 0
         self.gaps = 0
         self.predictions = 0
+        self.calibration = calibration
+        self.waiting_for: str | None = self._waiting_for(bundle)
+        self._stream: ChannelStream | None = None
+        self._fed = 0               # buffer index of the next sample the stream has not seen
+        self._stretch_start = 0     # buffer index where the stream's current stretch began
+        self._last_t_us = None      # board time of the last sample fed, to see a gap at the seam
+        self._tail = None           # the newest `window` rows of channels
         # Window ends lie on a grid anchored at the stream's start; samples that came before the
         # predictor was made are history, not windows it fell behind on.
         size, total = bundle.window, buffer.total
@@ -194,6 +207,8 @@ class Predictor(threading.Thread):
         with self._lock:
             self._bundle, self._model_name = bundle, model_name
             self._recent.clear()
+            self._stream = None  # the next window derives its channels afresh, from the stretch's start
+            self.waiting_for = self._waiting_for(bundle)
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop_event.set()
@@ -208,7 +223,7 @@ class Predictor(threading.Thread):
             latency_p50_ms=float(np.percentile(latency, 50)) if latency.size else None,
             latency_p99_ms=float(np.percentile(latency, 99)) if latency.size else None,
             model_p50_ms=float(np.percentile(model, 50)) if model.size else None,
-            model=self._model_name, error=self.error)
+            model=self._model_name, error=self.error, waiting_for=self.waiting_for)
 
     def run(self) -> None:
         try:
@@ -229,9 +244,49 @@ class Predictor(threading.Thread):
                 self.buffer.wait(end - 1, _WAKE_S)
                 continue
             behind = (total - end) // self.step
-            self.skipped += behind
+            if self.waiting_for is None:  # windows passed over while calibrating were never due
+                self.skipped += behind
             end += behind * self.step
             end = self._predict(end)
+
+    def _waiting_for(self, bundle) -> str | None:
+        if needs_calibration(bundle.channel_set) and self.calibration is None:
+            return "the wearer to stand still for a few seconds (calibration)"
+        return None
+
+    def _start_stream(self, bundle, end: int) -> bool:
+        """A fresh channel stream from the oldest sample still held; False while it cannot start yet."""
+        first = self.buffer.since(0).start
+        if self.waiting_for is not None:
+            block = self.buffer.since(max(first, end - int(60 * self.rate_hz)))  # the last minute at most
+            self.calibration = calib.estimate(block.t_us / 1e6, block.si, self.rate_hz)
+            if self.calibration is None:
+                return False
+            self.waiting_for = None
+        self._stream = ChannelStream(bundle.channel_set, self.rate_hz, self.calibration)
+        self._fed = self._stretch_start = first
+        self._last_t_us, self._tail = None, np.zeros((0, len(self._stream.names)), dtype=np.float32)
+        return True
+
+    def _feed(self, block, n: int, size: int) -> int:
+        """Push the first n samples of `block` (from self._fed on) through the stream, starting a new
+        stretch at each gap; returns how many samples the current stretch holds."""
+        t_us, si = block.t_us[:n], block.si[:n]
+        if self._last_t_us is not None:
+            t_us = np.concatenate([[self._last_t_us], t_us])
+        dt = np.diff(t_us)
+        gaps = np.flatnonzero((dt <= 0) | (dt > _GAP_PERIODS * 1e6 / self.rate_hz))
+        offset = 1 if self._last_t_us is not None else 0
+        start = int(gaps[-1]) + 1 - offset if gaps.size else 0  # the newest stretch starts here in si
+        if gaps.size:
+            self._stream.reset()
+            self._stretch_start = self._fed + start
+            self._tail = self._tail[:0]
+        channels = self._stream.push(si[start:])
+        self._tail = np.concatenate([self._tail, channels])[-size:]
+        self._fed += n
+        self._last_t_us = int(block.t_us[n - 1]) if n else self._last_t_us
+        return self._fed - self._stretch_start
 
     def _predict(self, end: int) -> int:
         """Predict the window ending at `end`; returns where the next window ends."""
@@ -239,15 +294,18 @@ class Predictor(threading.Thread):
             bundle, name = self._bundle, self._model_name
         size = bundle.window
         started = time.monotonic()
-        block = self.buffer.since(end - size)
-        if block.start > end - size:  # overwritten already (a very slow model): take the newest instead
+        if self._stream is None and not self._start_stream(bundle, end):
+            return end + self.step
+        block = self.buffer.since(self._fed)
+        if block.start > self._fed:  # overwritten already (a very slow model): start again from what is left
+            self._stream = None
             return block.end + self.step
-        t_us, si = block.t_us[:size], block.si[:size]
-        after_gap = gap_end(t_us, self.rate_hz)
-        if after_gap:
+        fed = self._feed(block, end - self._fed, size)
+        if fed < size:  # a gap inside the window: wait for the first window wholly after it
             self.gaps += 1
-            return end - size + after_gap + size  # the first window wholly after the gap
-        window = latest_window(si, bundle.channel_set, size)
+            return self._stretch_start + size
+        window = self._tail.T[None]
+        host_t_newest, t_newest = block.host_t[end - block.start - 1], block.t_us[end - block.start - 1]
         windowed = time.monotonic()
         raw = np.asarray(bundle.predict_proba(window), dtype=np.float64)[0]
         modelled = time.monotonic()
@@ -258,13 +316,13 @@ class Predictor(threading.Thread):
             proba = smooth(np.array(self._recent), self.smoothing)
         label, confidence = decide(proba, bundle.classes_, self.threshold)
         done = time.monotonic()
-        latency = (done - block.host_t[size - 1]) * 1e3
+        latency = (done - host_t_newest) * 1e3
         with self._lock:
             self._latency.append(latency)
             self._model_ms.append((modelled - windowed) * 1e3)
         self.predictions += 1
         self.history.append(Prediction(
-            index=end, t=float(t_us[-1]) / 1e6, label=label, confidence=confidence, proba=proba,
+            index=end, t=float(t_newest) / 1e6, label=label, confidence=confidence, proba=proba,
             raw_proba=raw, classes=tuple(str(c) for c in bundle.classes_),
             window_ms=(windowed - started) * 1e3, model_ms=(modelled - windowed) * 1e3,
             smooth_ms=(done - modelled) * 1e3, latency_ms=latency, model=name))
