@@ -127,3 +127,29 @@ def test_the_default_inputs_lose_almost_nothing_on_a_turned_board(arch, sim_plai
     test = rotated.subjects == "s3"
     f1_turned = f1_score(rotated.y[test], est.predict(rotated.X[test]), average="macro")
     assert f1_plain >= 0.9 and f1_turned >= f1_plain - 0.03, (f1_plain, f1_turned)
+
+
+def test_the_inputs_train_uses_unless_told_follow_the_data():
+    own = [sim_session([("still", 4), (activity, 4)], subject=s) for s in (1, 2) for activity in ("walking", "waving")]
+    calibration.calibrate(own)
+    assert dataset.default_channel_set(own) == "body"  # every session opens standing still
+    borrowed = own + [sim_session([("running", 6)], subject=1)]
+    calibration.calibrate(borrowed)
+    assert dataset.default_channel_set(borrowed) == "aligned"  # one borrows its subject's calibration
+    assert dataset.default_channel_set(dataset.load_recordings(ROOT / "data" / "basicmotions" / "train")) == "magnitudes"
+
+
+def test_the_rotation_check_is_printed_beside_the_plain_score_and_catches_inputs_that_depend_on_it(capsys):
+    from harduino.cli import main
+
+    def turned_f1(*extra):
+        assert main(["evaluate", str(SIM), "--arch", "logreg", "--rotate", "5", "--quiet", "--jobs", "1", *extra]) == 0
+        out = capsys.readouterr().out
+        line = next(ln for ln in out.splitlines() if ln.startswith("turned at random (--rotate 5)"))
+        turned, plain = line.split("macro F1 ")[1].split(" (plain ")
+        return float(turned), float(plain.split(", ")[1].rstrip(")"))
+
+    turned, plain = turned_f1()  # the default inputs: gravity-aligned
+    assert turned >= plain - 0.03 and plain >= 0.9
+    turned, plain = turned_f1("--channels", "all")  # raw axes: a turned board fools the model
+    assert turned < plain - 0.1

@@ -118,13 +118,15 @@ def test_a_predictor_behind_jumps_to_the_newest_window_and_counts_the_skipped(de
     first = predictor.history.recent()[0]
     assert first.index == 992 and predictor.skipped == (992 - 32) // 16
     assert first.label == labels[991]
-    window = default_bundle.predict_proba(default_bundle_window(si[960:992], default_bundle))[0]
+    window = default_bundle.predict_proba(training_window(si[:992], default_bundle))[0]
     assert first.raw_proba == pytest.approx(window, abs=1e-5)  # the same window as training would cut
 
 
-def default_bundle_window(si, bundle):
+def training_window(si, bundle):
+    """The window training cuts at the end of a stretch of samples (channels derived over all of it)."""
     from harduino.dataset import select_channels, windows
-    return windows(select_channels(si, bundle.channel_set, bundle.rate_hz), bundle.window, bundle.window)
+    channels = select_channels(si, bundle.channel_set, bundle.rate_hz)[-bundle.window:]
+    return windows(channels, bundle.window, bundle.window)
 
 
 def test_replayed_session_is_predicted_window_by_window(default_bundle, scripted_log):

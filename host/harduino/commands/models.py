@@ -66,7 +66,9 @@ def add_commands(subparsers) -> None:
 def _add_model_options(p, arch_required: bool | None = True) -> None:
     if arch_required is not None:
         p.add_argument("--arch", required=arch_required, help="architecture name (see `harduino archs`)")
-    p.add_argument("--channels", default="all", help="input channels: axes, magnitudes or all (default all)")
+    p.add_argument("--channels", help="input channels: body, aligned, magnitudes, axes or all (default: from the "
+                                      "data: body when every recording has its own calibration, aligned when "
+                                      "the accelerometer feels gravity, magnitudes when not)")
     p.add_argument("--features", default="full", help="shallow models' feature set: baseline or full")
     p.add_argument("--window", type=int, help=f"window size in samples (default {WINDOW}; a bundle keeps its own)")
     p.add_argument("--step", type=int, help="window step in samples (default: half the window)")
@@ -80,6 +82,10 @@ def _add_model_options(p, arch_required: bool | None = True) -> None:
 
 
 def _add_evaluation_options(p) -> None:
+    p.add_argument("--rotate", type=int, metavar="SEED",
+                   help="also score copies of the test recordings each turned by its own random 3-D rotation "
+                        "(accelerometer and gyroscope alike, calibration estimated again), as if the board "
+                        "had been strapped on again; printed beside the plain score")
     p.add_argument("--cv", type=int, metavar="K", help="K folds of whole subjects (default: leave one out, "
                                                         "at most 10 folds)")
     p.add_argument("--predictions", type=Path, metavar="FILE",
@@ -98,14 +104,32 @@ def _add_jobs(p) -> None:
 # ---------------------------------------------------------------- shared steps
 
 
-def _windows(folder: Path, channel_set: str, size: int, step: int):
-    from ..dataset import load_recordings, window_dataset
+def _windows(folder: Path, channel_set: str | None, size: int, step: int):
+    """The labelled windows of a folder; channels chosen from the data when None."""
+    return _windows_and_turned(folder, channel_set, size, step, None)[0]
 
-    ws = window_dataset(load_recordings(folder), channel_set=channel_set, size=size, step=step)
+
+def _windows_and_turned(folder: Path, channel_set: str | None, size: int, step: int, rotate: int | None):
+    """(windows, the same windows of copies turned at random by seed `rotate`, index for index, or None)."""
+    from ..calibration import rotated_copies
+    from ..dataset import default_channel_set, load_recordings, window_dataset
+
+    recordings = load_recordings(folder)
+    channel_set = channel_set or default_channel_set(recordings)
+    ws = window_dataset(recordings, channel_set=channel_set, size=size, step=step)
     if len(ws) == 0:
         raise UserError(f"the recordings in {folder} hold no labelled {size}-sample windows; record labelled "
                         "sessions of at least a few seconds.")
-    return ws
+    if rotate is None:
+        return ws, None
+    return ws, window_dataset(rotated_copies(recordings, rotate), channel_set=channel_set, size=size, step=step)
+
+
+def _turned(folds, turned):
+    """The same folds, each tested on the turned copies of its test sessions' windows."""
+    import numpy as np
+
+    return [(train, turned.subset(np.isin(turned.sessions, np.unique(test.sessions)))) for train, test in folds]
 
 
 def _require_classes(ws, folder: Path) -> None:
@@ -190,7 +214,7 @@ def run_train(args) -> int:
                            params=_params(args, [arch]), jobs=args.jobs, progress=not args.quiet)[0].scores
         metrics["cross_validation"] = {"method": how, **scores.summary()}
         print(f"{how}: accuracy {scores.accuracy:.3f}, macro F1 {scores.macro_f1:.3f}")
-    est = make_estimator(arch, args.channels, feature_set=args.features, rate_hz=ws.rate_hz,
+    est = make_estimator(arch, ws.channel_set, feature_set=args.features, rate_hz=ws.rate_hz,
                          random_state=args.seed, **_params(args, [arch], epoch_bar=True).get(arch, {}))
     t0 = time.perf_counter()
     fit_estimator(est, ws.X, ws.y, ws.sessions)
@@ -203,7 +227,7 @@ def run_train(args) -> int:
     metrics["training_time_s"] = round(fit_s, 2)
     try:
         save_bundle(est, out, {
-            "architecture": arch, "channel_set": args.channels, "window": ws.size, "step": ws.step,
+            "architecture": arch, "channel_set": ws.channel_set, "window": ws.size, "step": ws.step,
             "rate_hz": ws.rate_hz, "feature_set": args.features, "seed": args.seed,
             "training_data": _training_summary(ws, args.data), "metrics": metrics})
     except OSError as err:
@@ -222,9 +246,13 @@ def run_evaluate(args) -> int:
     _check_options(args)
     if args.plot is not None:
         check_writable(args.plot, "confusion matrix", folder=False)
+    turned = None
     if args.model is not None:
         bundle = load_bundle(args.model)
-        ws = _windows(args.data, bundle.channel_set, bundle.window, bundle.step)
+        if args.channels is not None and args.channels != bundle.channel_set:
+            raise UserError(f"the model {args.model} takes the {bundle.channel_set!r} channels; leave out "
+                            f"--channels or give --channels {bundle.channel_set}.")
+        ws, turned = _windows_and_turned(args.data, bundle.channel_set, bundle.window, bundle.step, args.rotate)
         bundle.check_compatible(ws.rate_hz, ws.channel_set, args.window)
         unknown = sorted(set(ws.classes.tolist()) - set(bundle.classes_.tolist()))
         if unknown:
@@ -232,17 +260,25 @@ def run_evaluate(args) -> int:
                             f"({', '.join(unknown)}); test it on data of its classes "
                             f"({', '.join(bundle.classes_)}).")
         scores = Scores.of(ws, bundle.predict_proba(ws.X), bundle.classes_)
+        if turned is not None:
+            turned_scores = Scores.of(turned, bundle.predict_proba(turned.X), bundle.classes_)
         how = f"model {args.model} on {args.data}"
     else:
         arch = check_arch(args.arch)
-        ws = _windows(args.data, args.channels, args.size, args.step)
+        ws, turned = _windows_and_turned(args.data, args.channels, args.size, args.step, args.rotate)
         _require_classes(ws, args.data)
         how, folds = _folds(args, ws)
-        scores = run_archs([arch], folds, feature_set=args.features, random_state=args.seed,
-                           params=_params(args, [arch]), jobs=args.jobs, progress=not args.quiet)[0].scores
-        how = f"{arch} on {args.data}, {how}, {ws.size}-sample windows"
+        options = dict(feature_set=args.features, random_state=args.seed, params=_params(args, [arch]),
+                       jobs=args.jobs, progress=not args.quiet)
+        scores = run_archs([arch], folds, **options)[0].scores
+        if turned is not None:
+            turned_scores = run_archs([arch], _turned(folds, turned), **options)[0].scores
+        how = f"{arch} on {args.data}, {how}, {ws.size}-sample windows of {ws.channel_set} channels"
     print(how)
     print(scores.report())
+    if turned is not None:
+        print(f"turned at random (--rotate {args.rotate}): accuracy {turned_scores.accuracy:.3f}, macro F1 "
+              f"{turned_scores.macro_f1:.3f} (plain {scores.accuracy:.3f}, {scores.macro_f1:.3f})")
     if args.plot is not None:
         _write("confusion matrix", args.plot, lambda path: scores.plot_confusion(path, how))
     if args.predictions is not None:
@@ -260,24 +296,29 @@ def run_compare(args) -> int:
     _check_options(args)
     if args.test is not None and args.cv is not None:
         raise UserError("give --test FOLDER (train on DATA, test on it) or --cv K (folds of DATA), not both.")
-    ws = _windows(args.data, args.channels, args.size, args.step)
+    ws, turned = _windows_and_turned(args.data, args.channels, args.size, args.step,
+                                     args.rotate if args.test is None else None)
     _require_classes(ws, args.data)
     if args.test is not None:
-        test = _windows(args.test, args.channels, args.size, args.step)
+        test, turned = _windows_and_turned(args.test, ws.channel_set, args.size, args.step, args.rotate)
         if not np.isclose(test.rate_hz, ws.rate_hz, rtol=0.02):
             raise UserError(f"{args.test} is sampled at {test.rate_hz:g} Hz but {args.data} at {ws.rate_hz:g} Hz; "
                             "compare on data of one rate.")
         folds, how = [(ws, test)], f"trained on {args.data}, tested on {args.test}"
+        turned_folds = [(ws, turned)] if turned is not None else None
     else:
         how, folds = _folds(args, ws)
+        turned_folds = _turned(folds, turned) if turned is not None else None
     print(f"{how}; {len(ws)} windows of {ws.size} samples, {ws.channel_set} channels at {ws.rate_hz:g} Hz "
           f"(a window every {args.step / ws.rate_hz * 1000:.0f} ms); {min(args.jobs, len(archs) * len(folds))} "
           "fits at a time", flush=True)
-    results = run_archs(archs, folds, feature_set=args.features, random_state=args.seed,
-                        params=_params(args, archs), jobs=args.jobs, progress=not args.quiet)
-    print(COMPARE_HEADER)
-    for r in results:
-        print(compare_row(r))
+    options = dict(feature_set=args.features, random_state=args.seed, params=_params(args, archs), jobs=args.jobs,
+                   progress=not args.quiet)
+    results = run_archs(archs, folds, **options)
+    turned_results = run_archs(archs, turned_folds, **options) if turned_folds else [None] * len(results)
+    print(COMPARE_HEADER + ("   turned F1" if turned_folds else ""))
+    for r, t in zip(results, turned_results):
+        print(compare_row(r) + (f"   {t.scores.macro_f1:9.3f}" if t is not None else ""))
         if args.predictions is not None:
             path = args.predictions.with_name(f"{args.predictions.stem}-{r.arch}{args.predictions.suffix or '.csv'}")
             _write("predictions", path, r.scores.write_predictions)
