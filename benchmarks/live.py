@@ -1,16 +1,27 @@
-"""Live prediction: dashboard frame rate, sample-to-prediction latency, CPU use of `harduino live`.
+"""Live view: the dashboard's, the reader's and the terminal's CPU, each beside a plain peer measured in the same run.
 
-* Dashboard frames per second, offscreen, pinned to one core, streaming six
-  channels from sim:// at 100 Hz and at 1 kHz (`rate=1000&baud=1000000`), with
-  predictions running (goal >= 30 fps at 1 kHz); the redraw timer asks for 33.
-  Also the GUI thread's work per frame (tick: new samples into the curves,
-  bars, timeline) and the process's CPU while drawing.
-* Latency from a sample's arrival on the host to the prediction of the window
-  it completes, p50/p99, for the default model at its own rate, plus the
-  model's own time per window.
-* CPU use of the `harduino live` process at 100 Hz, with the dashboard
-  (offscreen) and in the terminal (goals < 25 % and < 3 % of one core), the
-  board (`harduino simulate`) in a process of its own as a real board would be.
+Every board is `harduino simulate` in a process of its own, as a real board
+would be, on the other core where there are two; everything measured runs in
+this process on one core, one after the other, and its CPU is this process's
+CPU time over wall time while it runs (start-up excluded). At 100 Hz and 1 kHz:
+
+* the peer for drawing: a plain pyqtgraph scroller written as pyqtgraph's own
+  `examples/scrollingPlots.py` does it, 2 plots x 4 curves of as many points as
+  the dashboard draws (10 s of samples), `setData(..., skipFiniteCheck=True)` from
+  one QTimer at 33 fps, clip-to-view and peak downsampling, offscreen, in a
+  widget the size of the dashboard's plots;
+* the dashboard (offscreen) reading the board: reader, predictor and drawing,
+  with frames painted per second (goal >= 30 at 1 kHz) and the GUI thread's work
+  per timer tick; goal: at most half the scroller's CPU at 100 Hz;
+* the peer for reading: a plain pyserial loop, `read(in_waiting)` and a
+  `struct.unpack` per frame, reading the same kind of board;
+* the reader thread alone (goals < 2 % at 100 Hz, < 5 % at 1 kHz);
+* at 100 Hz, the terminal view (reader, predictor and the table redrawn in place;
+  goal < 3 %).
+
+Then 4 boards at 200 Hz into 4 reader threads here (no dashboard): CPU and
+samples lost, and the latency from a sample's arrival to the prediction of the
+window it completes, for the default model at its own rate.
 
 The default model is trained for one rate (50 Hz); at 100 Hz and 1 kHz the same
 architecture is retrained on synthetic data of that rate for the run (said so
@@ -20,10 +31,14 @@ in the output), since a model only applies to data at its own rate.
 from __future__ import annotations
 
 import argparse
+import binascii
+import contextlib
 import os
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +51,7 @@ from harduino.shipped import default_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = default_model()
+FRAME_MS = 30  # the scroller's timer, as the dashboard's: 33 frames a second
 
 
 def shown(path: Path) -> str:
@@ -66,17 +82,200 @@ def model_for_rate(default_path: Path, rate_hz: int, folder: Path, seconds_per_c
     return out, f"{default.arch} retrained on synthetic {rate_hz} Hz data"
 
 
-def dashboard_fps(url: str, model: Path, seconds: float, settle: float = 2.0) -> tuple[float, float, float, float]:
-    """(frames/s, tick ms p50, tick ms p99, process CPU %) of the dashboard streaming url, on one core."""
-    from PyQt5 import QtCore, QtWidgets
+# ---------------------------------------------------------------- boards and measuring
+
+@contextlib.contextmanager
+def boards(rate_hz: int, count: int = 1):
+    """Ports of `count` simulated boards at rate_hz, each served by its own `harduino simulate` process."""
+    baud = 115200 if rate_hz * protocol.SAMPLE_FRAME_LEN * 10 < 100_000 else 1_000_000
+    procs = [subprocess.Popen([sys.executable, "-m", "harduino.cli", "simulate", "--rate", str(rate_hz),
+                               "--baud", str(baud), "--activity", "walking", "--subject", str(k + 1)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for k in range(count)]
+    try:
+        ports = [p.stdout.readline().strip() for p in procs]
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) > 1:  # the boards on another core than the one measured
+            for p in procs:
+                os.sched_setaffinity(p.pid, set(cores[1:]))
+        yield ports
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
+
+
+@contextlib.contextmanager
+def one_core():
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
+def run_qt(seconds: float) -> None:
+    """Run Qt's event loop (it sleeps between timer ticks) for this long."""
+    from PyQt5 import QtCore
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec_()
+
+
+def cpu_percent(wait, seconds: float) -> float:
+    """This process's CPU, % of one core, while wait(seconds) runs."""
+    t0, c0 = time.monotonic(), time.process_time()
+    wait(seconds)
+    return 100 * (time.process_time() - c0) / (time.monotonic() - t0)
+
+
+class PaintCounter:
+    """Counts the frames Qt paints on a widget: what the eye gets, not how often a timer fires."""
+
+    def __init__(self, widget) -> None:
+        from PyQt5 import QtCore
+
+        class Filter(QtCore.QObject):
+            def eventFilter(inner, obj, event):  # noqa: N802,N805 - Qt's name
+                if event.type() == QtCore.QEvent.Paint:
+                    self.stamps.append(time.monotonic())
+                return False
+
+        self.stamps: list[float] = []
+        self._filter = Filter()
+        widget.viewport().installEventFilter(self._filter)
+
+    def fps(self, since: float) -> float:
+        stamps = [t for t in self.stamps if t >= since]
+        return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0
+
+
+# ---------------------------------------------------------------- the peers
+
+def plain_scroller(rate_hz: int, span_s: float, size, seconds: float, settle: float) -> tuple[float, float]:
+    """(CPU %, fps) of the textbook pyqtgraph scroller: 2 plots x 4 curves of span_s * rate_hz points."""
+    import pyqtgraph as pg
+    from PyQt5 import QtCore
+
+    n = int(round(span_s * rate_hz))
+    si = simboard.synth_activity("walking", n + int((settle + seconds + 2) * rate_hz), rate_hz) * \
+        protocol.BoardInfo().si_scale
+    source = np.vstack([si[:, :3].T, np.linalg.norm(si[:, :3], axis=1), si[:, 3:].T, np.linalg.norm(si[:, 3:], axis=1)])
+    data, x = source[:, :n].copy(), (np.arange(n) - (n - 1)) / rate_hz
+    win = pg.GraphicsLayoutWidget()
+    win.resize(size)
+    curves = []
+    for row in range(2):
+        plot = win.addPlot(row=row, col=0)
+        plot.setDownsampling(mode="peak")
+        plot.setClipToView(True)
+        plot.setRange(xRange=[-span_s, 0], padding=0)
+        curves += [plot.plot(pen=pg.mkPen(c, width=1)) for c in ("r", "g", "b", "w")]
+    taken, t0 = n, time.monotonic()
+
+    def update():  # the samples that came since the last frame, shifted in; every curve set again
+        nonlocal taken
+        due = min(n + int((time.monotonic() - t0) * rate_hz), source.shape[1])
+        k = due - taken
+        if k:
+            data[:, :-k] = data[:, k:]
+            data[:, -k:] = source[:, taken:due]
+            taken = due
+        for curve, row in zip(curves, data):
+            curve.setData(x, row, skipFiniteCheck=True)
+
+    timer = QtCore.QTimer(interval=FRAME_MS, timerType=QtCore.Qt.PreciseTimer)
+    timer.timeout.connect(update)
+    paints = PaintCounter(win)
+    win.show()
+    timer.start()
+    run_qt(settle)
+    since = time.monotonic()
+    cpu = cpu_percent(run_qt, seconds)
+    timer.stop()
+    win.close()
+    return cpu, paints.fps(since)
+
+
+_FRAME = struct.Struct("<HBHIhhhhhhH")  # sync, type, seq, t_us, 6 counts, CRC
+
+
+def plain_pyserial(port: str, seconds: float, settle: float) -> tuple[float, int]:
+    """(CPU %, frames) of a plain pyserial loop: read what is waiting, then one struct.unpack per frame."""
+    import serial
+
+    ser = serial.serial_for_url(port, 115200, timeout=0.1)
+    ser.write(b"info\n")
+    stop, frames, samples = threading.Event(), [0], []
+
+    def loop():
+        buf = b""
+        while not stop.is_set():
+            buf += ser.read(ser.in_waiting or 1)
+            i = 0
+            while True:
+                i = buf.find(protocol.SYNC, i)
+                if i < 0 or i + _FRAME.size > len(buf):
+                    break
+                frame = _FRAME.unpack_from(buf, i)
+                if binascii.crc_hqx(buf[i + 2 : i + _FRAME.size - 2], 0) == frame[-1]:
+                    samples.append(frame[2:10])
+                    frames[0] += 1
+                    i += _FRAME.size
+                else:
+                    i += 1
+            buf = buf[i:] if i >= 0 else buf[-1:]
+            del samples[:-1000]  # a consumer keeps the last seconds
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    time.sleep(settle)
+    n0 = frames[0]
+    cpu = cpu_percent(time.sleep, seconds)
+    n = frames[0] - n0
+    stop.set()
+    thread.join(2)
+    ser.close()
+    return cpu, n
+
+
+# ---------------------------------------------------------------- harduino
+
+def harduino_reader(ports: list[str], seconds: float, settle: float) -> tuple[float, int, int]:
+    """(CPU %, samples, lost) of reader threads, one per port."""
+    from harduino.reader import Reader
+
+    readers = [Reader(port) for port in ports]
+    for reader in readers:
+        reader.start()
+    try:
+        for reader in readers:
+            reader.wait_for_info()
+        time.sleep(settle)
+        n0 = [r.buffer.total for r in readers]
+        lost0 = sum(r.stats().lost for r in readers)
+        cpu = cpu_percent(time.sleep, seconds)
+        n = sum(r.buffer.total for r in readers) - sum(n0)
+        lost = sum(r.stats().lost for r in readers) - lost0
+    finally:
+        for reader in readers:
+            reader.stop()
+    return cpu, n, lost
+
+
+def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
+    """The dashboard reading port: CPU %, painted fps, tick ms p50/p99, and the size of its plots."""
+    import pyqtgraph as pg
+    from PyQt5 import QtWidgets
 
     from harduino.live.dashboard import Dashboard
     from harduino.live.session import LiveSession
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["harduino"])
+    pg.setConfigOptions(antialias=False)  # as `harduino live` runs it
     window = Dashboard(LiveSession(model), seconds=10.0)
-    ticks = []
-    tick = window.tick
+    ticks, tick = [], window.tick
 
     def timed_tick():
         t0 = time.perf_counter()
@@ -84,30 +283,39 @@ def dashboard_fps(url: str, model: Path, seconds: float, settle: float = 2.0) ->
         ticks.append(time.perf_counter() - t0)
     window.timer.timeout.disconnect()
     window.timer.timeout.connect(timed_tick)
-    def run(seconds):  # the real event loop: it sleeps between timer ticks
-        loop = QtCore.QEventLoop()
-        QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
-        loop.exec_()
-
+    paints = PaintCounter(window.graphics)
     window.show()
-    window.connect_port(url)
-    run(settle)  # connect, fill the plots' span a little, first predictions
+    window.connect_port(port)
+    run_qt(settle)  # connect, fill the plots' span a little, first predictions
     if window.session.reader.info is None:
-        raise SystemExit(f"no board info from {url}")
+        raise SystemExit(f"no board info from {port}")
     ticks.clear()
-    t0, c0 = time.monotonic(), time.process_time()
-    first = window._frames[-1] if window._frames else t0
-    run(seconds)
-    wall, cpu = time.monotonic() - t0, time.process_time() - c0
-    stamps = [t for t in window._frames if t > first]
-    fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0
+    since = time.monotonic()
+    cpu = cpu_percent(run_qt, seconds)
     error = window.session.model_error or (window.session.predictor and window.session.predictor.error)
+    size = window.graphics.size()
     window.close()
     app.processEvents()
     if error:
         raise SystemExit(f"no predictions: {error}")
     ms = np.array(ticks) * 1e3
-    return fps, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), 100 * cpu / wall
+    return dict(cpu=cpu, fps=paints.fps(since), p50=float(np.percentile(ms, 50)), p99=float(np.percentile(ms, 99)),
+                size=size)
+
+
+def terminal(port: str, model: Path, seconds: float, settle: float) -> float:
+    """CPU % of the terminal view (reader, predictor, the table redrawn in place) reading port."""
+    from harduino.live.session import LiveSession
+    from harduino.live.terminal import run_terminal
+
+    session = LiveSession(model)
+    session.connect(port)
+    with open(os.devnull, "w") as out:
+        try:
+            run_terminal(session, settle, out=out, tty=True)  # start-up: info frame, first predictions
+            return cpu_percent(lambda s: run_terminal(session, s, out=out, tty=True), seconds)
+        finally:
+            session.close()
 
 
 def latency(model: Path, rate_hz: int, seconds: float):
@@ -125,35 +333,10 @@ def latency(model: Path, rate_hz: int, seconds: float):
     return stats, float(np.percentile(windows_ms, 50))
 
 
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+# ---------------------------------------------------------------- the run
 
-
-def live_cpu(model: Path, rate_hz: int, gui: bool, seconds: float, warmup: float = 6.0) -> float:
-    """CPU % of one core used by a `harduino live` process reading a board served by another process."""
-    board = subprocess.Popen([sys.executable, "-m", "harduino.cli", "simulate", "--rate", str(rate_hz),
-                              "--activity", "walking"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        port = board.stdout.readline().strip()
-        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-        cmd = [sys.executable, "-m", "harduino.cli", "live", port, "--model", str(model),
-               "--duration", str(warmup + seconds + 5)] + ([] if gui else ["--no-gui"])
-        live = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        try:
-            time.sleep(warmup)  # imports (torch, Qt) and start-up are not the steady state
-            if live.poll() is not None:
-                raise SystemExit(f"harduino live exited early with {live.returncode}: {' '.join(cmd)}")
-            c0, t0 = process_cpu_s(live.pid), time.monotonic()
-            time.sleep(seconds)
-            c1, t1 = process_cpu_s(live.pid), time.monotonic()
-        finally:
-            live.terminate()
-            live.wait(10)
-        return 100 * (c1 - c0) / (t1 - t0)
-    finally:
-        board.terminate()
-        board.wait(10)
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b > 0 else "n/a"
 
 
 def main() -> None:
@@ -163,29 +346,50 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     # --quick proves every figure is measured and printed, no more: its figures are not for reading.
-    seconds = 1.0 if args.quick else 15.0
-    settle = 1.0 if args.quick else 2.0
-    per_class = 1.5 if args.quick else 20.0  # synthetic seconds per activity and subject to retrain on
-    warmup = 3.0 if args.quick else 8.0
+    seconds, settle = (0.5, 0.4) if args.quick else (15.0, 3.0)
+    per_class = 1.0 if args.quick else 20.0  # synthetic seconds per activity and subject to retrain on
+    span = 10.0
 
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
         default = load_bundle(args.model)
-        print("dashboard offscreen on one core, 6 channels + magnitudes, 10 s span, redraw timer at 33 fps:")
-        models = {rate: model_for_rate(args.model, rate, tmp, per_class) for rate in (100, 1000)}
-        for rate, url in ((100, "sim://?activity=walking&rate=100"),
-                          (1000, "sim://?activity=walking&rate=1000&baud=1000000")):
+        models = {rate: model_for_rate(args.model, rate, Path(tmp), per_class) for rate in (100, 1000)}
+        for rate in (100, 1000):
             model, what = models[rate]
-            cores = os.sched_getaffinity(0)
-            os.sched_setaffinity(0, {min(cores)})  # one core, as the goal says
-            try:
-                fps, p50, p99, cpu = dashboard_fps(url, model, seconds, settle)
-            finally:
-                os.sched_setaffinity(0, cores)
-            print(f"  fps at {rate} Hz: {fps:5.1f}   tick p50 {p50:.2f} ms, p99 {p99:.2f} ms, process CPU {cpu:.0f} % "
-                  f"(model: {what})")
-            print(f"summary: dashboard fps, {rate} Hz, one core offscreen | {fps:.1f} fps (frame p99 {p99:.1f} ms) "
-                  "| >= 30 fps")
+            print(f"at {rate} Hz, the board in another process, measured on one core, {seconds:g} s each "
+                  f"(model: {what}):")
+            with boards(rate) as [port], one_core():
+                d = dashboard(port, model, seconds, settle)
+                s_cpu, s_fps = plain_scroller(rate, span, d["size"], seconds, settle)
+                p_cpu, p_frames = plain_pyserial(port, seconds, settle)
+                r_cpu, r_n, r_lost = harduino_reader([port], seconds, settle)
+                t_cpu = terminal(port, model, seconds, settle) if rate == 100 else None
+            w, h = d["size"].width(), d["size"].height()
+            print(f"  plain pyqtgraph scroller, 8 curves x {int(span * rate)} points, {w}x{h}: "
+                  f"{s_cpu:5.1f} % of one core, {s_fps:.1f} fps")
+            print(f"  CPU with the dashboard: {d['cpu']:5.1f} % of one core, {ratio(d['cpu'], s_cpu)} the scroller; "
+                  f"fps at {rate} Hz: {d['fps']:.1f} (tick p50 {d['p50']:.2f} ms, p99 {d['p99']:.2f} ms)")
+            print(f"  plain pyserial loop (read(in_waiting) + struct.unpack per frame): {p_cpu:5.2f} % of one core "
+                  f"({p_frames} frames)")
+            print(f"  harduino reader: {r_cpu:5.2f} % of one core, {ratio(r_cpu, p_cpu)} the pyserial loop "
+                  f"({r_n} samples, {r_lost} lost)")
+            if t_cpu is not None:
+                print(f"  CPU in the terminal: {t_cpu:5.2f} % of one core, {ratio(t_cpu, p_cpu)} the pyserial loop")
+            print(f"summary: dashboard CPU, {rate} Hz | {d['cpu']:.1f} % of one core, {ratio(d['cpu'], s_cpu)} "
+                  f"a plain pyqtgraph scroller ({s_cpu:.1f} %) | {'<= 0.5x the scroller' if rate == 100 else '-'}")
+            print(f"summary: dashboard fps, {rate} Hz, one core offscreen | {d['fps']:.1f} fps "
+                  f"(tick p99 {d['p99']:.1f} ms) | >= 30 fps")
+            print(f"summary: reader CPU, {rate} Hz | {r_cpu:.2f} % of one core, {ratio(r_cpu, p_cpu)} a plain "
+                  f"pyserial loop ({p_cpu:.2f} %) | < {2 if rate == 100 else 5} %")
+            if t_cpu is not None:
+                print(f"summary: terminal CPU, {rate} Hz | {t_cpu:.2f} % of one core, {ratio(t_cpu, p_cpu)} a "
+                      f"plain pyserial loop | < 3 %")
+
+        print(f"4 boards at 200 Hz, each in its own process, into 4 reader threads here on one core, {seconds:g} s:")
+        with boards(200, 4) as ports, one_core():
+            cpu, n, lost = harduino_reader(ports, seconds, settle)
+        print(f"  CPU {cpu:5.2f} % of one core, {n} samples ({n / seconds / 4:.0f} per board per s), {lost} lost")
+        print(f"summary: 4 boards at 200 Hz, reader threads | {cpu:.2f} % of one core, {lost} samples lost "
+              "| 0 lost")
 
         stats, window_ms = latency(args.model, int(default.rate_hz), seconds + settle)
         print(f"sample arrival to prediction, {shown(args.model)} ({default.arch}) at "
@@ -194,15 +398,6 @@ def main() -> None:
               f"(window {window_ms:.3f} ms, model {stats.model_p50_ms:.2f} ms per window; {stats.skipped} skipped)")
         print(f"summary: sample arrival to prediction, default model | p50 {stats.latency_p50_ms:.2f} ms, "
               f"p99 {stats.latency_p99_ms:.2f} ms | -")
-
-        model, what = models[100]
-        print(f"CPU of `harduino live` at 100 Hz, board in another process (model: {what}):")
-        cpu_seconds = 1.5 if args.quick else 20.0
-        gui, terminal = (live_cpu(model, 100, gui, cpu_seconds, warmup) for gui in (True, False))
-        print(f"  CPU with the dashboard: {gui:5.1f} % of one core (goal < 25 %)")
-        print(f"  CPU in the terminal:    {terminal:5.1f} % of one core (goal < 3 %)")
-        print(f"summary: harduino live CPU at 100 Hz, dashboard | {gui:.1f} % of one core | < 25 %")
-        print(f"summary: harduino live CPU at 100 Hz, terminal | {terminal:.1f} % of one core | < 3 %")
 
 
 if __name__ == "__main__":
