@@ -139,7 +139,7 @@ def test_stream_over_a_tcp_socket_keeps_up_with_the_board(capsys):
         conn, _ = server.accept()
         with conn:
             conn.settimeout(5)
-            assert conn.recv(64) == protocol.command("info")
+            assert conn.recv(64) == protocol.command("binary") + protocol.command("info")
             conn.sendall(shipped[:protocol.INFO_FRAME_LEN])
             start, k = time.monotonic(), 0
             while k * 23 < len(frames) and time.monotonic() - start < 2.5:

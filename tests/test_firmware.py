@@ -9,6 +9,7 @@ tests skip without them, except under CI=true, where they fail.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -133,6 +134,7 @@ def test_firmware_streams_the_sensor_and_obeys_rate_stop_start(elf, rows):
     assert report["PWR_MGMT_1"] == 0x01
     assert report["ACCEL_CONFIG"] == 0x00 and report["GYRO_CONFIG"] == 0x00  # ±2 g, ±250 °/s
     assert report["CONFIG"] & 0x07 != 0
+    assert report["ACCEL_CONFIG2"] == 0x00  # an MPU-6050 has no such register: left alone
     assert len(seq) <= report["burst_reads"] <= len(seq) + 2  # at most the frames still on the wire
 
 
@@ -159,8 +161,9 @@ def test_reader_reads_the_firmware_like_a_board(elf, rows):
     assert (stats.lost, stats.crc_errors, stats.resets) == (0, 0, 0)
 
 
-@pytest.mark.parametrize("who_am_i", [None, 0x70], ids=["no sensor", "wrong WHO_AM_I"])
-def test_missing_sensor_is_reported_not_streamed(elf, rows, who_am_i):
+@pytest.mark.parametrize(("who_am_i", "message"), [(None, "no MPU-6050"), (0x55, "WHO_AM_I 0x55")],
+                         ids=["no sensor", "unknown WHO_AM_I"])
+def test_missing_sensor_is_reported_not_streamed(elf, rows, who_am_i, message):
     with firmware.FirmwareBoard(rows, realtime=False, who_am_i=who_am_i, elf=elf) as board:
         with open_port(board.port) as port:
             board.start()
@@ -168,8 +171,126 @@ def test_missing_sensor_is_reported_not_streamed(elf, rows, who_am_i):
             cap.read_until(lambda c: len(c.errors) >= 1, "error frame at power-up")
             port.write(protocol.command("info"))
             cap.read_until(lambda c: len(c.errors) >= 3, "error frames")  # the answer, and a retry a second later
-    assert {code for _, code, _ in cap.errors} == {protocol.ERROR_SENSOR_MISSING}
+    assert {(code, text) for _, code, text in cap.errors} == {(protocol.ERROR_SENSOR_MISSING, message)}
     assert cap.n == 0 and cap.infos == []
+
+
+@pytest.mark.parametrize(("who_am_i", "name"), [(0x70, "MPU-6500"), (0x71, "MPU-9250"), (0x72, "clone 0x72")])
+def test_compatible_parts_are_found_named_and_streamed(elf, rows, who_am_i, name):
+    with firmware.FirmwareBoard(rows, realtime=False, who_am_i=who_am_i, elf=elf) as board:
+        with open_port(board.port) as port:
+            board.start()
+            cap = Capture(port)
+            cap.read_until(lambda c: c.n >= 50, "samples")
+            _, _, raw = cap.samples()
+        report = harness_report(board.stop())
+    assert cap.errors == [] and cap.infos[0][1].sensor == name
+    np.testing.assert_allclose(cap.infos[0][1].si_scale, EXPECTED_SCALE)
+    np.testing.assert_array_equal(raw, rows[np.arange(len(raw)) % len(rows)])
+    assert report["ACCEL_CONFIG2"] == 0x03  # the MPU-6500 family's accelerometer filter, as the MPU-6050's
+
+
+TEXT_HEADER = "ax_g,ay_g,az_g,gx_dps,gy_dps,gz_dps"
+TEXT_UNITS = np.array([16384] * 3 + [131] * 3)  # counts per g and per °/s at ±2 g, ±250 °/s
+TEXT_STEP = np.array([1e-4] * 3 + [1e-2] * 3)   # the last printed digit of g and of °/s
+
+
+def text_stretches(data: bytes) -> list[tuple[str, np.ndarray]]:
+    """Each (comment, lines as an (n, 6) array) that text mode printed in a stream of board bytes."""
+    stretches = []
+    for piece in data.split(b"# harduino ")[1:]:
+        text = piece.split(b"\xa5\x5a")[0].decode("ascii")  # frames start again at the next sync word
+        comment, header, *lines = text.split("\r\n")
+        assert header == TEXT_HEADER
+        values = [[float(v) for v in line.split(",")] for line in lines if line]
+        stretches.append((comment, np.array(values).reshape(-1, 6)))
+    return stretches
+
+
+def test_text_mode_prints_the_samples_the_frames_carry_and_binary_restores_frames(elf, rows):
+    data = bytearray()
+    with firmware.FirmwareBoard(rows, realtime=False, elf=elf) as board:
+        with open_port(board.port, timeout=0.05) as port:
+            board.start()
+
+            def read_until(done, what):
+                deadline = time.monotonic() + HANG_GUARD_S
+                while not done():
+                    assert time.monotonic() < deadline, f"no {what} from the firmware"
+                    data.extend(port.read(4096))
+
+            read_until(lambda: len(data) > 60 * protocol.SAMPLE_FRAME_LEN, "samples at power-up")
+            port.write(protocol.command("text"))
+            read_until(lambda: data.count(b"\r\n") > 100, "text lines at 50 Hz")
+            port.write(protocol.command("rate", 250))  # above what the link carries as text
+            read_until(lambda: data.count(b"\r\n") > 200, "text lines at 250 Hz")
+            port.write(protocol.command("binary"))
+            read_until(lambda: data.rfind(b"\xa5\x5a") > data.rfind(b"\r\n") + 60 * protocol.SAMPLE_FRAME_LEN,
+                       "frames after binary")
+
+    chunk = protocol.Decoder().feed(bytes(data))
+    before = chunk.seq < chunk.seq[np.argmax(np.diff(chunk.seq)) + 1]  # the frames before the text
+    last_before, first_after = chunk.seq[before][-1], chunk.seq[~before][0]
+    (comment_50, at_50), (comment_250, at_250) = text_stretches(bytes(data))
+    assert comment_50 == "MPU-6050 50 Hz, every sample printed"
+    assert comment_250 == "MPU-6050 250 Hz, 1 in 2 samples printed (125 lines/s)"
+    # Each line is the sample the sensor gave next, in g and °/s; at 250 Hz every other one.
+    index_50 = last_before + 1 + np.arange(len(at_50))
+    index_250 = index_50[-1] + 1 + 2 * np.arange(len(at_250))
+    for lines, index in ((at_50, index_50), (at_250, index_250)):
+        expected = rows[index % len(rows)] / TEXT_UNITS
+        assert np.all(np.abs(lines - expected) <= 0.51 * TEXT_STEP)
+    assert len(at_50) > 50 and len(at_250) > 50
+    # binary: frames again, the sequence carrying on over the samples read in text mode, each the sensor's row.
+    assert index_250[-1] < first_after <= index_250[-1] + 2
+    assert np.all(np.diff(chunk.seq[before]) == 1) and np.all(np.diff(chunk.seq[~before]) == 1)
+    np.testing.assert_array_equal(chunk.raw, rows[chunk.seq % len(rows)])
+    assert [info.rate_hz for _, info in chunk.infos] == [50]  # text mode answered `rate` in text, not a frame
+
+
+def test_a_board_left_in_text_mode_streams_frames_to_the_reader(elf, rows):
+    with firmware.FirmwareBoard(rows, realtime=False, elf=elf) as board:
+        with open_port(board.port, timeout=0.05) as port:
+            board.start()
+            port.write(protocol.command("text"))
+            seen = b""
+            deadline = time.monotonic() + HANG_GUARD_S
+            while seen.count(b"\r\n") < 10:  # the Serial Plotter's view of it
+                assert time.monotonic() < deadline, "no text lines"
+                seen += port.read(4096)
+        reader = Reader(board.port)
+        reader.start()
+        try:
+            assert reader.buffer.wait(100, HANG_GUARD_S), f"no samples: {reader.stats().line()}"
+            block = reader.buffer.since(0)
+        finally:
+            reader.stop()
+    assert reader.error is None and reader.info.sensor == "MPU-6050"
+    np.testing.assert_allclose(block.si, rows[block.seq % len(rows)] * EXPECTED_SCALE)
+
+
+IDE_BOARDS = ["arduino:avr:uno", "arduino:avr:nano:cpu=atmega328", "arduino:avr:mega:cpu=atmega2560",
+              "arduino:avr:leonardo"]
+
+
+@pytest.fixture(scope="module")
+def ide_builder() -> None:
+    missing = firmware.missing_packages(ide=True)
+    if missing:
+        message = f"the IDE build test needs the Debian packages {' '.join(missing)}: `make test` installs them"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.parametrize("fqbn", IDE_BOARDS)
+def test_the_arduino_ide_builder_builds_the_sketch(elf, ide_builder, fqbn):
+    build = firmware.ide_build(fqbn)
+    assert 0 < build.flash <= 0.6 * build.flash_max  # room left for an exported model
+    assert 0 < build.ram <= 0.5 * build.ram_max      # and for the stack
+    if fqbn == "arduino:avr:uno":  # the IDE builds what `make` builds, to within its own flags
+        flash, ram = firmware.firmware_size(elf)
+        assert abs(build.flash - flash) <= 0.02 * flash and abs(build.ram - ram) <= 0.02 * ram
 
 
 def test_build_names_the_packages_to_install_when_the_toolchain_is_missing(tmp_path, monkeypatch):

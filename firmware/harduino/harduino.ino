@@ -1,6 +1,8 @@
 // Harduino: streams an IMU's accelerometer and gyroscope over USB serial as protocol v1 frames
 // (docs/protocol.md), on a fixed micros() schedule, and answers text commands, one per line:
-//   start | stop | info | rate <hz>
+//   start | stop | info | rate <hz> | text | binary
+// `text` prints CSV lines instead of frames, for the Arduino IDE's Serial Plotter and Edge
+// Impulse's data forwarder; `binary` returns to frames.
 // Board: Arduino Uno or Nano (ATmega328P, 16 MHz) with an MPU-6050 on I2C; see firmware/README.md.
 #include <Arduino.h>
 
@@ -13,12 +15,20 @@ static const uint16_t MAX_RATE_HZ = 1000;
 static const uint32_t SENSOR_RETRY_MS = 1000;
 static const uint16_t BLINK_MS = 250;
 static const uint8_t MAX_LINE = 24;
+// A text line is at most 49 bytes, so about 235 fit in a second at 115200 baud: above this many
+// samples a second, text mode prints every k-th sample.
+static const uint16_t TEXT_MAX_LINES_HZ = 200;
+static const uint8_t TEXT_ACCEL_DECIMALS = 4;  // g: 0.1 mg, near the ±2 g range's 0.06 mg per count
+static const uint8_t TEXT_GYRO_DECIMALS = 2;   // °/s: 0.01, near the ±250 °/s range's 0.008 per count
 
 static bool sensorReady = false;
 static bool streaming = true;  // streams from power-up, so a plain terminal shows data at once
 static uint16_t rateHz = DEFAULT_RATE_HZ;
 static uint16_t seq = 0;  // +1 per sample slot since power-up; stop/start does not reset it
 static uint32_t lastSensorTry = 0;
+static bool textMode = false;  // CSV lines instead of frames; power-up is always binary
+static uint8_t textEvery = 1;  // text mode prints every textEvery-th sample
+static uint8_t textCountdown = 1;
 
 // The schedule: slot k is due at start + k * 1e6 / rateHz µs. The period is kept as whole µs
 // plus a remainder in 1/rateHz µs, so rates that do not divide a second do not drift.
@@ -49,17 +59,83 @@ static void advanceSlot() {
   }
 }
 
-static void reportSensorMissing() {
-  sendError(Serial, ERROR_SENSOR_MISSING, "no MPU-6050");
+// An error frame, or in text mode the same message as a comment line.
+static void reportError(ErrorCode code, const char *message) {
+  if (!textMode) {
+    sendError(Serial, code, message);
+    return;
+  }
+  Serial.print(F("# error: "));
+  Serial.println(message);
 }
 
-// The info frame, or while the sensor is missing the error frame that says so.
-static void reportState() {
-  if (sensorReady) {
-    sendInfo(Serial, IMU_INFO, rateHz);
+static void reportSensorMissing() {
+  reportError(ERROR_SENSOR_MISSING, imuProblem());
+}
+
+// Text mode's answer: what is printed, then the header line naming the columns.
+static void printTextHeader() {
+  textEvery = (rateHz + TEXT_MAX_LINES_HZ - 1) / TEXT_MAX_LINES_HZ;
+  textCountdown = 1;  // the next sample is printed
+  Serial.print(F("# harduino "));
+  Serial.print(IMU_INFO.name);
+  Serial.print(' ');
+  Serial.print(rateHz);
+  if (textEvery == 1) {
+    Serial.println(F(" Hz, every sample printed"));
   } else {
-    reportSensorMissing();
+    Serial.print(F(" Hz, 1 in "));
+    Serial.print(textEvery);
+    Serial.print(F(" samples printed ("));
+    Serial.print(rateHz / textEvery);
+    Serial.println(F(" lines/s)"));
   }
+  Serial.println(F("ax_g,ay_g,az_g,gx_dps,gy_dps,gz_dps"));
+}
+
+// The info frame (in text mode the header), or while the sensor is missing the error that says so.
+static void reportState() {
+  if (!sensorReady) {
+    reportSensorMissing();
+  } else if (textMode) {
+    printTextHeader();
+  } else {
+    sendInfo(Serial, IMU_INFO, rateHz);
+  }
+}
+
+// Writes v / 10^decimals, e.g. -12345 with 4 decimals as "-1.2345". |v| fits 16 bits: each
+// unit is coarser than a raw count, and 16-bit division keeps a line well under a millisecond.
+static char *putFixed(char *at, int32_t v, uint8_t decimals) {
+  if (v < 0) *at++ = '-';
+  uint16_t u = (uint16_t)(v < 0 ? -v : v);
+  char digits[6];
+  uint8_t n = 0;
+  do {
+    digits[n++] = '0' + u % 10;
+    u /= 10;
+  } while (u > 0 || n <= decimals);
+  while (n > 0) {
+    if (n == decimals) *at++ = '.';
+    *at++ = digits[--n];
+  }
+  return at;
+}
+
+// One CSV line: acceleration in g, angular rate in °/s, with the scale the info frame reports.
+static void printTextLine(const int16_t raw[6]) {
+  const float accel = 10000.0f / IMU_INFO.accel_lsb_per_g;  // 10^TEXT_ACCEL_DECIMALS
+  const float gyro = 100.0f / IMU_INFO.gyro_lsb_per_dps;    // 10^TEXT_GYRO_DECIMALS
+  char text[52];
+  char *at = text;
+  for (uint8_t i = 0; i < 6; i++) {
+    if (i > 0) *at++ = ',';
+    at = i < 3 ? putFixed(at, lround(raw[i] * accel), TEXT_ACCEL_DECIMALS)
+               : putFixed(at, lround(raw[i] * gyro), TEXT_GYRO_DECIMALS);
+  }
+  *at++ = '\r';  // the Serial Plotter wants \r\n
+  *at++ = '\n';
+  Serial.write((const uint8_t *)text, at - text);
 }
 
 static void trySensor() {
@@ -92,7 +168,12 @@ static void sampleIfDue() {
     setLed(false);
     return;
   }
-  sendSample(Serial, seq, t, raw);
+  if (!textMode) {
+    sendSample(Serial, seq, t, raw);
+  } else if (--textCountdown == 0) {
+    printTextLine(raw);
+    textCountdown = textEvery;
+  }
   advanceSlot();
   setLed((t / 1000UL / BLINK_MS) & 1);
 }
@@ -114,14 +195,19 @@ static void runCommand(char *text) {
     char *end = NULL;
     const long hz = arg != NULL ? strtol(arg, &end, 10) : 0;
     if (arg == NULL || end == arg || *end != '\0' || hz < 1 || hz > MAX_RATE_HZ) {
-      sendError(Serial, ERROR_BAD_RATE, "rate 1..1000");
+      reportError(ERROR_BAD_RATE, "rate 1..1000");
       return;
     }
     rateHz = (uint16_t)hz;
     startSchedule();
     reportState();
+  } else if (strcmp(text, "text") == 0) {
+    textMode = true;
+    reportState();
+  } else if (strcmp(text, "binary") == 0) {
+    textMode = false;  // silent: the host sends `info` next when it wants the info frame
   } else {
-    sendError(Serial, ERROR_BAD_COMMAND, "unknown command");
+    reportError(ERROR_BAD_COMMAND, "unknown command");
   }
 }
 
@@ -140,7 +226,7 @@ static void readCommands() {
     }
     line[lineLen] = '\0';
     if (lineTooLong) {
-      sendError(Serial, ERROR_BAD_COMMAND, "line too long");
+      reportError(ERROR_BAD_COMMAND, "line too long");
     } else if (lineLen > 0) {
       runCommand(line);
     }

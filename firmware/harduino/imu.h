@@ -6,11 +6,15 @@
 
 #include "protocol.h"
 
-// Name, ranges and scale factors, as the info frame reports them.
-extern const SensorInfo IMU_INFO;
+// Name of the part found, ranges and scale factors, as the info frame reports them.
+// The name is that of the part the last imuBegin() found.
+extern SensorInfo IMU_INFO;
 
-// Finds, resets and configures the sensor; false when it does not answer or is not the expected chip.
+// Finds, resets and configures the sensor; false when it does not answer or is no part we know.
 bool imuBegin();
+
+// Why the last imuBegin() failed, in at most 16 ASCII characters (the error frame's message).
+const char *imuProblem();
 
 // One consistent reading: accel x, y, z then gyro x, y, z in raw counts; false when the sensor stopped answering.
 bool imuRead(int16_t raw[6]);

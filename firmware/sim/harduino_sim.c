@@ -267,10 +267,12 @@ int main(int argc, char **argv)
 
 	fprintf(stderr,
 		"harduino_sim: %.3f simulated s; %llu bytes sent, %llu dropped; %llu burst reads; "
-		"PWR_MGMT_1=0x%02x SMPLRT_DIV=0x%02x CONFIG=0x%02x GYRO_CONFIG=0x%02x ACCEL_CONFIG=0x%02x\n",
+		"PWR_MGMT_1=0x%02x SMPLRT_DIV=0x%02x CONFIG=0x%02x GYRO_CONFIG=0x%02x ACCEL_CONFIG=0x%02x "
+		"ACCEL_CONFIG2=0x%02x\n",
 		(double)avr->cycle / avr->frequency, link.sent, link.dropped,
 		(unsigned long long)mpu.burst_reads, mpu.reg[MPU6050_PWR_MGMT_1], mpu.reg[MPU6050_SMPLRT_DIV],
-		mpu.reg[MPU6050_CONFIG], mpu.reg[MPU6050_GYRO_CONFIG], mpu.reg[MPU6050_ACCEL_CONFIG]);
+		mpu.reg[MPU6050_CONFIG], mpu.reg[MPU6050_GYRO_CONFIG], mpu.reg[MPU6050_ACCEL_CONFIG],
+		mpu.reg[MPU6050_ACCEL_CONFIG2]);
 	free(rows);
 	return state == cpu_Crashed ? 1 : 0;
 }

@@ -23,6 +23,7 @@ enum {
 	MPU6050_CONFIG = 0x1A,
 	MPU6050_GYRO_CONFIG = 0x1B,
 	MPU6050_ACCEL_CONFIG = 0x1C,
+	MPU6050_ACCEL_CONFIG2 = 0x1D, /* the MPU-6500 family's accelerometer filter; unused on the MPU-6050 */
 	MPU6050_ACCEL_XOUT_H = 0x3B,
 	MPU6050_PWR_MGMT_1 = 0x6B,
 	MPU6050_WHO_AM_I = 0x75,
@@ -31,7 +32,7 @@ enum {
 typedef struct mpu6050_t {
 	avr_irq_t *irq;        /* our end of the TWI input/output pair */
 	uint8_t reg[128];
-	uint8_t who_am_i;      /* 0x68 for a genuine part; other values model a clone or another chip */
+	uint8_t who_am_i;      /* 0x68 for a genuine part; 0x70 an MPU-6500, other values a clone or another chip */
 	uint8_t pointer;       /* the register the next byte reads or writes */
 	uint8_t selected;      /* the address byte (with its R/W bit) while we are addressed, else 0 */
 	int want_pointer;      /* the next byte written sets the pointer */

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import tty
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,12 +36,15 @@ DEFAULT_RATE_HZ = 50         # what the firmware samples at after power-up
 SIMULATE_ROWS_SECONDS = 300  # `simulate --firmware` serves this much movement, then repeats it
 
 
-def missing_packages() -> list[str]:
-    """The Debian packages this machine lacks to build and simulate the firmware ([] if none)."""
+def missing_packages(*, ide: bool = False) -> list[str]:
+    """The Debian packages this machine lacks to build and simulate the firmware ([] if none).
+
+    ide=True: also those the Arduino IDE's own builder needs (`ide_build`).
+    """
     if shutil.which("make") is None:
         return ["make"]
-    result = subprocess.run(["make", "-s", "-C", str(FIRMWARE_DIR), "missing-packages"],
-                            capture_output=True, text=True)
+    target = "missing-packages" if ide else "missing-build-packages"
+    result = subprocess.run(["make", "-s", "-C", str(FIRMWARE_DIR), target], capture_output=True, text=True)
     return result.stdout.split()
 
 
@@ -62,6 +66,34 @@ def build_firmware() -> Path:
         last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
         raise UserError(f"building the firmware failed ({last}); `make -C firmware` shows the whole story.")
     return ELF
+
+
+class IdeBuild(NamedTuple):
+    """What the Arduino IDE's builder reports: bytes of flash and RAM used, and the board's maximum."""
+
+    flash: int
+    flash_max: int
+    ram: int
+    ram_max: int
+
+
+def ide_build(fqbn: str = "arduino:avr:uno") -> IdeBuild:
+    """Build the sketch with the Arduino IDE's own builder (Debian's arduino-builder) for a board."""
+    missing = missing_packages(ide=True)
+    if missing:
+        raise UserError(f"the Arduino IDE's builder needs the Debian packages {' '.join(missing)}: "
+                        f"`{install_command(missing)}` installs them.")
+    result = subprocess.run(["make", "-s", "-C", str(FIRMWARE_DIR), "ide", f"FQBN={fqbn}"],
+                            capture_output=True, text=True)
+    flash = re.search(r"Sketch uses (\d+) bytes.*Maximum is (\d+) bytes", result.stdout)
+    ram = re.search(r"Global variables use (\d+) bytes.*Maximum is (\d+) bytes", result.stdout)
+    if result.returncode != 0 or not flash or not ram:
+        said = [line for line in (result.stderr + result.stdout).splitlines() if line.strip() and
+                not line.startswith("make")]  # the builder's own last word, not make's
+        last = said[-1].strip() if said else "no output"
+        raise UserError(f"the Arduino IDE's builder failed for {fqbn} ({last}); "
+                        f"`make -C firmware ide FQBN={fqbn}` shows the whole story.")
+    return IdeBuild(int(flash[1]), int(flash[2]), int(ram[1]), int(ram[2]))
 
 
 def firmware_size(elf: Path = ELF) -> tuple[int, int]:

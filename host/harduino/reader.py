@@ -207,7 +207,8 @@ class Reader(threading.Thread):
         port = self._port
         self._connected, self._scale, self._logging = True, None, False
         self._drift.clear()
-        port.write(protocol.command("info"))
+        # `binary` first: a board left in text mode (CSV for the Serial Plotter) sends frames again.
+        port.write(protocol.command("binary") + protocol.command("info"))
         # A source whose bytes wait for us (sim://, replay://) is read no faster than a
         # consumer that must miss nothing (replay --samples) takes the samples.
         room = READ_MAX // protocol.SAMPLE_FRAME_LEN + 2 if getattr(port, "waits_for_reader", False) else 0

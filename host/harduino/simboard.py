@@ -406,7 +406,7 @@ class SimBoard:
             self._epoch_k, self.rate_hz = self._next_k, rate
             self._cache = self._cache[:0]
             self._out += protocol.encode_info(self.info)
-        elif name != "start":
+        elif name not in ("start", "binary"):  # binary: it never prints text
             self._out += protocol.encode_error(protocol.ERROR_BAD_COMMAND, "unknown command")
 
 

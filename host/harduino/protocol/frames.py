@@ -62,7 +62,7 @@ ERROR_BAD_COMMAND = 2
 ERROR_BAD_RATE = 3
 
 # Text commands, one per line (so the Arduino Serial Monitor works too).
-COMMANDS = ("start", "stop", "info", "rate")
+COMMANDS = ("start", "stop", "info", "rate", "text", "binary")
 
 
 def command(name: str, arg: int | None = None) -> bytes:
