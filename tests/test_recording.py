@@ -345,3 +345,46 @@ def test_board_unplugged_mid_session_then_recorder_stopped_keeps_everything(tmp_
     assert meta["samples"] == len(rec) and meta["link"]["samples"] >= len(rec)
     chunk = protocol.Decoder().feed(only(tmp_path, "*.bin").read_bytes())
     assert np.array_equal(chunk.raw, sent)  # the raw log replays to the same session
+
+
+def test_two_recorders_started_at_once_into_one_folder_each_keep_all_three_files(tmp_path):
+    """Names are taken, never assumed: same subject, label and second, yet three whole recordings."""
+    url = "sim://?activity=walking&subject=1&seed=3&speed=max"
+    procs = [subprocess.Popen(RECORD + [url, "--subject", "s1", "--label", "walking", "--out", str(tmp_path),
+                                        "--duration", "2", "--no-calibration"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate(timeout=60) for p in procs]
+    for proc, (out, err) in zip(procs, results):
+        assert proc.returncode == 0 and "stand still" not in err, err
+    files = sorted(tmp_path.iterdir())
+    assert sorted(p.suffix for p in files) == [".bin"] * 3 + [".csv"] * 3 + [".json"] * 3, files
+    for csv in sorted(tmp_path.glob("s1_walking_*.csv")):
+        rec = load_recording(csv)
+        assert len(rec) == 100 and rec.notes == []
+        assert np.array_equal(raw_counts(rec.si), simboard.synth_activity("walking", 100, 50, subject=1, seed=3))
+        meta = json.loads(csv.with_suffix(".json").read_text())
+        assert meta["samples"] == 100 and meta["raw_log"] == csv.with_suffix(".bin").name
+        assert "calibration" not in meta  # --no-calibration
+        chunk = protocol.Decoder().feed(csv.with_suffix(".bin").read_bytes())  # its own log, whole
+        assert np.array_equal(chunk.seq, rec.seq) and np.array_equal(chunk.raw, raw_counts(rec.si))
+
+
+def test_record_stores_the_calibration_the_loader_would_estimate(tmp_path):
+    code, out, err = record(tmp_path, "sim://?script=still:4,walking:3&speed=max", "--subject", "s1",
+                            "--label", "mixed", "--out", "a", "--duration", "7")
+    assert code == 0, err
+    assert "stand still" in err.splitlines()[0]  # the wearer is asked first
+    csv = only(tmp_path / "a", "*.csv")
+    stored = json.loads(csv.with_suffix(".json").read_text())["calibration"]
+    # The same CSV with a sidecar that stores none: the loader estimates it from the samples.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / csv.name).write_bytes(csv.read_bytes())
+    meta = json.loads(csv.with_suffix(".json").read_text())
+    del meta["calibration"]
+    (plain / csv.with_suffix(".json").name).write_text(json.dumps(meta))
+    [rec] = dataset.load_recordings(plain)
+    assert rec.calibration is not None and rec.calibration.source.startswith("own still stretch")
+    np.testing.assert_allclose(stored["gravity"], rec.calibration.gravity, atol=1e-4)
+    np.testing.assert_allclose(stored["gyro_bias"], rec.calibration.gyro_bias, atol=1e-4)
+    assert stored["source"] == rec.calibration.source

@@ -84,6 +84,8 @@ class Reader(threading.Thread):
         self.url = url
         self.buffer = SampleBuffer(capacity)
         self.info: BoardInfo | None = None
+        # (buffer index, info) at each change of the board's info: a recording splits there (one board, one rate).
+        self.boards: list[tuple[int, BoardInfo]] = []
         self.error: str | None = None
         self.finished = threading.Event()
         self.raw_log = Path(raw_log) if raw_log is not None else None
@@ -282,7 +284,9 @@ class Reader(threading.Thread):
         # Samples between info frames take the scale of the info before them.
         edges = [0] + [position for position, _ in chunk.infos] + [len(chunk)]
         scales = [self._scale] + [info.si_scale for _, info in chunk.infos]
-        for (a, b), scale in zip(zip(edges[:-1], edges[1:]), scales):
+        for k, ((a, b), scale) in enumerate(zip(zip(edges[:-1], edges[1:]), scales)):
+            if k and (not self.boards or self.boards[-1][1] != chunk.infos[k - 1][1]):
+                self.boards.append((self.buffer.total, chunk.infos[k - 1][1]))
             if b <= a:
                 continue
             if scale is None:  # no info frame yet on this connection: scale unknown, samples dropped

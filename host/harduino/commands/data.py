@@ -41,6 +41,8 @@ def add_commands(subparsers) -> None:
                         "(1 = the first, 0 = no label)")
     p.add_argument("--out", type=Path, default=Path("recordings"), help="folder for the recording (default %(default)s)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of samples (board time)")
+    p.add_argument("--no-calibration", dest="calibration", action="store_false",
+                   help="do not ask the wearer to stand still at the start, nor store a calibration")
     p.set_defaults(run=run_record)
 
     p = subparsers.add_parser(
@@ -82,16 +84,22 @@ def parse_labels(text: str) -> tuple[str, ...]:
 
 def run_record(args) -> int:
     from ..reader import Reader
-    from ..recording import SessionRecorder, check_label, check_subject, free_stem, prepare_folder, recording_stem
+    from ..recording import (RECORDING_SUFFIXES, SessionRecorder, check_label, check_subject, claim_stem,
+                             prepare_folder, recording_stem, release)
 
     labels = parse_labels(args.labels)
     label = check_label(args.label.strip())
     if labels and label and label not in labels:
         raise UserError(f"unknown label {label!r}: --label must be one of --labels ({', '.join(labels)}).")
+    if labels and not label and not sys.stdin.isatty():
+        raise UserError("--labels switches labels with number keys, but stdin is not a terminal: give --label "
+                        "for the activity recorded, or run record in a terminal.")
     check_positive(args, "duration")
     args.subject = check_subject(args.subject)
     folder = prepare_folder(args.out)
-    stem = free_stem(folder, recording_stem(args.subject, label or "session", datetime.datetime.now().astimezone()))
+    stem = claim_stem(folder, recording_stem(args.subject, label or "session", datetime.datetime.now().astimezone()),
+                      RECORDING_SUFFIXES)
+    claimed = [folder / f"{stem}{ext}" for ext in RECORDING_SUFFIXES]
     raw_log = folder / f"{stem}.bin"
 
     stop = threading.Event()
@@ -102,10 +110,15 @@ def run_record(args) -> int:
     recorder, failure = None, None
     reader.start()
     try:
-        info = reader.wait_for_info()
-        max_samples = None if args.duration is None else int(round(args.duration * info.rate_hz))
+        reader.wait_for_info()
         recorder = SessionRecorder(reader, folder, stem, args.subject, label, labels, raw_log=raw_log,
-                                   max_samples=max_samples)
+                                   duration_s=args.duration, take_calibration=args.calibration, claimed=True)
+        if labels and not sys.stdin.isatty():
+            print(f"harduino: stdin is not a terminal, so the number keys are off: everything is {label!r}",
+                  file=sys.stderr, flush=True)
+        if args.calibration:
+            print("harduino: stand still and upright for a few seconds first, so a calibration can be taken "
+                  "(--no-calibration skips it)", file=sys.stderr, flush=True)
         _record_loop(recorder, reader, stop)
     except KeyboardInterrupt:
         pass
@@ -116,27 +129,36 @@ def run_record(args) -> int:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     if recorder is None:
-        with contextlib.suppress(OSError):
-            raw_log.unlink()  # nothing was recorded
+        release(claimed)  # nothing was recorded: the names this recorder took, and only those, go
         if failure:
             raise failure
         return 130  # interrupted before the board said who it is
     try:
         if failure is None:
             recorder.poll()  # what arrived while stopping
+            _tell(recorder)
         path = recorder.close(reader.stats().to_dict())
     except UserError as err:
         failure = failure or err
     _status("\n")
-    if recorder.writer.saved != recorder.reported:
-        print(f"saved {recorder.writer.saved}", flush=True)
+    if recorder.saved != recorder.reported:
+        print(f"saved {recorder.saved}", flush=True)
     if failure:
         raise failure
+    files = ", ".join(str(p.writer.csv_path) for p in recorder.parts)
     if reader.error:  # the reader stopped early (e.g. its raw log could not be written)
-        kept = f"the {recorder.writer.saved} samples saved are in {path}" if recorder.writer.saved else "nothing was recorded"
+        kept = f"the {recorder.saved} samples saved are in {files}" if recorder.saved else "nothing was recorded"
         raise UserError(f"{reader.error.rstrip('.')}; {kept}.")
-    print(f"recorded {recorder.writer.saved} samples to {path}", file=sys.stderr)
+    print(f"recorded {recorder.saved} samples to {files}", file=sys.stderr)
     return 0
+
+
+def _tell(recorder: SessionRecorder) -> None:
+    """What the session says a user must know (a new file after a board change), on its own line."""
+    for message in recorder.messages:
+        _status("\n")
+        print(f"harduino: {message}", file=sys.stderr, flush=True)
+    recorder.messages.clear()
 
 
 def _record_loop(recorder: SessionRecorder, reader: Reader, stop: threading.Event) -> None:
@@ -153,13 +175,14 @@ def _record_loop(recorder: SessionRecorder, reader: Reader, stop: threading.Even
                 elif key in keys.choices:
                     recorder.set_label(keys.choices[key])
             saved = recorder.poll()
+            _tell(recorder)
             if saved is not None:
                 print(f"saved {saved}", flush=True)
                 recorder.reported = saved  # the last N a user saw
             if tty:
                 stats = reader.stats()
                 state = "" if stats.connected else "  DISCONNECTED"
-                _status(f"\r{time.monotonic() - started:7.1f} s  {recorder.writer.written:8d} samples  "
+                _status(f"\r{time.monotonic() - started:7.1f} s  {recorder.written:8d} samples  "
                         f"label: {recorder.label or '-':12s}  drops: {stats.lost + recorder.dropped}{state}  ")
             if recorder.done:
                 break

@@ -469,6 +469,8 @@ class Dashboard(QtWidgets.QMainWindow):
         rows.append(("display", f"{self.fps():.0f} fps"))
         if self.recording is not None:
             rec = self.recording
+            for message in rec.take_messages():  # a board change: the recording went on in a new file
+                self.statusBar().showMessage(message, 30000)
             rows.append(("recording", f"<b style='color:#ff5050'>● {rec.written} samples</b>, "
                                       f"label {rec.label or '-'}"))
         keys = ", ".join(f"{i} {c}" for i, c in enumerate(self.labels(), start=1))

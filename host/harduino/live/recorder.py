@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from ..errors import UserError
-from ..recording import SessionRecorder, free_stem, prepare_folder, recording_stem
+from ..recording import SessionRecorder, claim_stem, prepare_folder, recording_stem, release
 
 
 class BackgroundRecording(threading.Thread):
@@ -23,15 +23,22 @@ class BackgroundRecording(threading.Thread):
     def __init__(self, reader, folder: str | Path, subject: str, labels: tuple[str, ...] = (), label: str = "") -> None:
         super().__init__(name="recorder", daemon=True)
         folder = prepare_folder(folder)
-        stem = free_stem(folder, recording_stem(subject, label or "session", datetime.datetime.now().astimezone()))
+        stem = claim_stem(folder, recording_stem(subject, label or "session", datetime.datetime.now().astimezone()),
+                          (".csv", ".json", ".bin"))
+        claimed = [folder / f"{stem}{ext}" for ext in (".csv", ".json", ".bin")]
         self.raw_log = folder / f"{stem}.bin"
         self.reader = reader
-        start = reader.start_raw_copy(self.raw_log)  # UserError before the board's info frame
+        try:
+            start = reader.start_raw_copy(self.raw_log)  # UserError before the board's info frame
+        except BaseException:
+            release(claimed)
+            raise
         try:
             self.recorder = SessionRecorder(reader, folder, stem, subject, label, labels, raw_log=self.raw_log,
-                                            start_index=start)
+                                            start_index=start, claimed=True)
         except BaseException:
             reader.stop_raw_copy()
+            release(claimed)
             raise
         self.error: str | None = None
         self.path: Path | None = None
@@ -45,7 +52,13 @@ class BackgroundRecording(threading.Thread):
 
     @property
     def written(self) -> int:
-        return self.recorder.writer.written
+        return self.recorder.written
+
+    def take_messages(self) -> list[str]:
+        """What the user must be told since the last call (a new file after a board change)."""
+        with self._lock:
+            messages, self.recorder.messages = self.recorder.messages, []
+        return messages
 
     def set_label(self, label: str) -> None:
         with self._lock:
