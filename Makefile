@@ -36,7 +36,7 @@ data: $(STAMP)
 	$(PY) -m harduino.sampledata data/sim
 
 models: $(STAMP)
-	.venv/bin/harduino train data/sim --arch cnn-lstm --channels all --cv 5 -o models/default
+	.venv/bin/harduino train data/sim --arch cnn-lstm --cv 5 -o models/default
 
 bench: system-packages $(STAMP)
 	$(PY) benchmarks/run_all.py

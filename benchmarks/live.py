@@ -69,7 +69,7 @@ def model_for_rate(default_path: Path, rate_hz: int, folder: Path, seconds_per_c
     for subject in (1, 2, 3):
         for activity in simboard.ACTIVITIES:
             raw = simboard.synth_activity(activity, int(seconds_per_class * rate_hz), rate_hz, subject=subject)
-            w = windows(select_channels(raw * protocol.BoardInfo().si_scale, default.channel_set),
+            w = windows(select_channels(raw * protocol.BoardInfo().si_scale, default.channel_set, rate_hz),
                         default.window, default.step)
             X.append(w)
             y += [activity] * len(w)

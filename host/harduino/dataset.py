@@ -41,7 +41,7 @@ CHANNEL_SETS = {
     "aligned": ALIGNED + MAGNITUDES,
     "body": ALIGNED + MAGNITUDES + ("tilt",),  # + the lean away from the wearer's calibrated upright
 }
-GRAVITY_CUTOFF_HZ = 0.3  # the causal low-pass that separates gravity from movement
+GRAVITY_CUTOFF_HZ = 0.8  # the causal low-pass that separates gravity from movement (docs/orientation.md: why)
 LABEL_POLICIES = ("pure", "majority")
 WINDOW = 32
 STEP = 16
