@@ -247,3 +247,78 @@ def test_a_full_disk_reports_no_sample_that_is_not_on_disk(tmp_path):
     sent = simboard.synth_activity("waving", int(k[-1]) + 1, 1000, subject=1, seed=2, t0=rec.seq[0] / 1000)
     assert np.array_equal(raw_counts(rec.si), sent[k])
     assert sorted(p.suffix for p in kept.iterdir()) == [".bin", ".csv", ".json"]  # no half-written leftovers
+
+
+# ---------------------------------------------------------------- 6. another board, another rate
+
+def linked_parts(out: Path) -> tuple[list, list[dict]]:
+    """The recordings of one session, in order, following the sidecars' links."""
+    metas = {p.with_suffix(".csv").name: json.loads(p.read_text()) for p in out.glob("*.json")}
+    first = [name for name, meta in metas.items() if "continues" not in meta]
+    assert len(first) == 1, metas
+    order = first
+    while "continued_in" in metas[order[-1]]:
+        order.append(metas[order[-1]]["continued_in"])
+        assert metas[order[-1]]["continues"] == order[-2]
+    assert sorted(order) == sorted(metas)  # every file is in the chain
+    return [load_recording(out / name) for name in order], [metas[name] for name in order]
+
+
+def test_a_board_swapped_for_one_at_another_rate_continues_in_a_new_linked_recording(tmp_path):
+    link = tmp_path / "board"
+    first = PtyBoard(transport.open_port("sim://?activity=walking&subject=2&seed=4&rate=50"))
+    second = None
+    relink(link, first.plug())
+    out = tmp_path / "rec"
+    proc = subprocess.Popen(RECORD + [str(link), "--subject", "s2", "--label", "walking", "--out", str(out),
+                                      "--no-calibration"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        before = saved_lines(proc, 2)[-1]
+        first.close()  # the board is killed; another one, at 100 Hz, takes its place
+        second = PtyBoard(transport.open_port("sim://?activity=walking&subject=3&seed=5&rate=100"))
+        relink(link, second.plug())
+        after = saved_lines(proc, 4)[-1]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        first.close()
+        if second is not None:
+            second.close()
+    assert proc.returncode == 0, err
+    assert "the board changed" in err and "100 Hz" in err  # said on the terminal
+    (a, b), (meta_a, meta_b) = linked_parts(out)
+    assert meta_a["rate_hz"] == 50 and meta_a["board"]["rate_hz"] == 50 and meta_a["samples"] == len(a)
+    assert meta_b["rate_hz"] == 100 and meta_b["board"]["rate_hz"] == 100 and meta_b["samples"] == len(b)
+    assert len(a) >= before and len(a) + len(b) >= after and len(b) > 50
+    assert set(a.labels) == set(b.labels) == {"walking"} and a.subject == b.subject == "s2"
+    # Each holds its own board's samples, at its own rate, from its own first sample, and has its own raw
+    # log: from that board's info frame, decoding (afresh, so with the board's own numbers) to the same samples.
+    for rec, rate, subject, seed in ((a, 50, 2, 4), (b, 100, 3, 5)):
+        assert np.allclose(np.diff(rec.t), 1 / rate) and rec.t[0] == 0
+        chunk = protocol.Decoder().feed(rec.path.with_suffix(".bin").read_bytes())
+        assert chunk.infos[0][0] == 0 and {info.rate_hz for _, info in chunk.infos} == {rate}
+        assert np.array_equal(chunk.raw, raw_counts(rec.si)) and np.all(np.diff(chunk.seq) == 1)
+        sent = simboard.synth_activity("walking", len(rec), rate, subject=subject, seed=seed, t0=chunk.seq[0] / rate)
+        assert np.array_equal(raw_counts(rec.si), sent)
+
+
+def test_a_reset_into_another_rate_is_never_windowed_at_the_old_one(tmp_path):
+    fast, slow = protocol.BoardInfo(rate_hz=100), protocol.BoardInfo(rate_hz=50)
+    raw1 = simboard.synth_activity("waving", 150, 100, subject=5, seed=1)
+    raw2 = simboard.synth_activity("waving", 100, 50, subject=5, seed=1)
+    log = tmp_path / "reset.bin"
+    log.write_bytes(protocol.encode_info(fast) + protocol.encode_samples(np.arange(150), np.arange(150) * 10_000, raw1)
+                    + protocol.encode_info(slow) + protocol.encode_samples(np.arange(100), np.arange(100) * 20_000, raw2))
+    out = tmp_path / "rec"
+    proc = subprocess.run(RECORD + [f"replay://{log}?speed=max", "--subject", "s5", "--label", "waving",
+                                    "--out", str(out), "--no-calibration"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (a, b), (meta_a, meta_b) = linked_parts(out)
+    assert (meta_a["rate_hz"], len(a), meta_b["rate_hz"], len(b)) == (100, 150, 50, 100)
+    assert np.array_equal(raw_counts(a.si), raw1) and np.array_equal(raw_counts(b.si), raw2)
+    assert np.allclose(np.diff(a.t), 0.01) and np.allclose(np.diff(b.t), 0.02)
+    # The two raw logs are the session's log cut at the second info frame: together, byte for byte.
+    assert a.path.with_suffix(".bin").read_bytes() + b.path.with_suffix(".bin").read_bytes() == log.read_bytes()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import calibration
-from ..protocol import SAMPLE_DTYPE, SAMPLE_FRAME_LEN, Decoder
+from ..protocol import SAMPLE_FRAME_LEN, Decoder
 from .files import recording_stem
 from .writer import RecordingWriter, check_label, claim_stem
 
@@ -64,8 +64,8 @@ class _Part:
 
     def __init__(self, writer: RecordingWriter, info, raw_log: Path | None, take_calibration: bool) -> None:
         self.writer, self.info, self.raw_log = writer, info, raw_log
-        self.first: tuple[int, int] | None = None  # (seq, t_us) of its first and last samples
-        self.last: tuple[int, int] | None = None
+        self.first: int | None = None  # buffer indices of its first and last samples
+        self.last: int | None = None
         self.watch = StillWatch(float(info.rate_hz)) if take_calibration else None
 
     @property
@@ -99,7 +99,7 @@ class SessionRecorder:
         self._changes = [check_label(label)]
         self.raw_log = Path(raw_log) if raw_log is not None else None
         self.duration_s = duration_s
-        self.index = start_index
+        self.index = self.start_index = start_index
         self.dropped = 0  # samples the ring buffer overwrote before we read them
         self.reported = 0  # the last saved count shown to the user
         self.messages: list[str] = []
@@ -194,8 +194,8 @@ class SessionRecorder:
             return
         seq, t_us, si = block.seq[a:b], block.t_us[a:b], block.si[a:b]
         t = part.writer.append_board(seq, t_us, si, self.labels_for(block.host_t[a:b]))
-        part.first = part.first or (int(seq[0]), int(t_us[0]))
-        part.last = (int(seq[-1]), int(t_us[-1]))
+        part.first = block.start + a if part.first is None else part.first
+        part.last = block.start + b - 1
         if part.watch is not None:
             part.watch.add(t, si)
 
@@ -242,59 +242,48 @@ class SessionRecorder:
             for part in self.parts:
                 part.writer.close()
         if self.raw_log is not None and self.raw_log.exists():
-            split_raw_log(self.raw_log, [(p.raw_log, p.first, p.last) for p in self.parts])
+            origin = self.start_index  # the log's first sample
+            split_raw_log(self.raw_log, [(p.raw_log, *(None if i is None else i - origin for i in (p.first, p.last)))
+                                         for p in self.parts])
         return self.writer.csv_path
 
 
-def split_raw_log(path: str | Path, parts: list[tuple[Path, tuple | None, tuple | None]]) -> None:
+def split_raw_log(path: str | Path, parts: list[tuple[Path | None, int | None, int | None]]) -> None:
     """Cut a session's raw log into one log per recording, so each replays to its recording.
 
-    `parts` are (log path, (seq, t_us) of the first and of the last recorded
-    sample); the first path is `path` itself. The reader logs every byte it
-    read, a little past the moment recording stopped. The decoder says where
-    each frame ends; a sample is found by its 16-bit sequence number and 32-bit
-    board time. Part k > 0 starts at the board's info frame before its first
-    sample; each ends after its last sample (a part whose samples cannot be
-    found keeps what lies up to the next). The log is read a block at a time.
+    `parts` are (log path, first and last recorded sample), samples counted
+    from the log's first: the first path is `path` itself. The log holds the
+    board's bytes from an info frame on, for every connection, so its samples
+    are the reader's, one for one (samples a board sends before its info frame
+    are neither logged nor kept). The reader logs a little past the moment
+    recording stopped. Part k > 0 starts at the board's info frame before its
+    first sample; each ends after its last sample, or where the next begins.
+    The decoder says where each frame lies; the log is read a block at a time.
     """
     path = Path(path)
-    targets = [t for _, first, last in parts for t in (first, last)]
-    keys = np.array([(s & 0xFFFF, u & 0xFFFFFFFF) if s is not None else (-1, -1)
-                     for s, u in (t if t is not None else (None, None) for t in targets)], dtype=np.int64)
-    found: list[list[np.ndarray]] = [[] for _ in targets]
-    info_starts, decoder = [], Decoder()
+    wanted = np.array([i if i is not None else -1 for _, first, last in parts for i in (first, last)], np.int64)
+    ends = np.full(len(wanted), -1, dtype=np.int64)
+    info_starts, decoder, count = [], Decoder(), 0
     with open(path, "rb") as f:
         while True:
-            held, base = decoder.pending, decoder.pending_offset
             block = f.read(1 << 20)
             chunk = decoder.feed(block) if block else decoder.finish()
             info_starts += [start for start, _ in chunk.info_spans]
-            if len(chunk):
-                rows = np.frombuffer(held + block, np.uint8)[chunk.sample_ends[:, None] - base - SAMPLE_FRAME_LEN
-                                                             + np.arange(SAMPLE_FRAME_LEN)]
-                frames = rows.copy().view(SAMPLE_DTYPE)[:, 0]
-                for k, (seq, t_us) in enumerate(keys):
-                    match = (frames["seq"] == seq) & (frames["t_us"] == t_us)
-                    found[k].append(chunk.sample_ends[match])
+            here = (wanted >= count) & (wanted < count + len(chunk))
+            if here.any():
+                ends[here] = chunk.sample_ends[wanted[here] - count]
+            count += len(chunk)
             if not block:
                 break
-    ends = [np.concatenate(f) if f else np.zeros(0, np.int64) for f in found]
     size, info_starts = decoder.stats.bytes_in, np.array(info_starts, dtype=np.int64)
-    # The first sample of each part: the first match after the part before's.
-    firsts, after = [], -1
-    for k in range(len(parts)):
-        hits = ends[2 * k][ends[2 * k] > after]
-        after = int(hits[0]) if hits.size else after
-        firsts.append(after if hits.size else None)
     spans = []
     for k in range(len(parts)):
+        first_end, last_end = int(ends[2 * k]), int(ends[2 * k + 1])
         start = 0
-        if k and firsts[k] is not None:
-            before = info_starts[info_starts < firsts[k]]
-            start = int(before[-1]) if before.size else firsts[k] - SAMPLE_FRAME_LEN
-        limit = next((f for f in firsts[k + 1:] if f is not None), size + 1)
-        last = ends[2 * k + 1][(ends[2 * k + 1] >= (firsts[k] or 0)) & (ends[2 * k + 1] < limit)]
-        spans.append([start, int(last[-1]) if last.size else None])
+        if k:
+            before = info_starts[info_starts < first_end] if first_end >= 0 else info_starts[:0]
+            start = int(before[-1]) if before.size else spans[-1][1]
+        spans.append([start, last_end if last_end >= 0 else None])
     for k in range(len(parts)):  # a part whose last sample was not found ends where the next begins
         if spans[k][1] is None:
             spans[k][1] = spans[k + 1][0] if k + 1 < len(parts) else size
