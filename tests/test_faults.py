@@ -322,3 +322,38 @@ def test_a_reset_into_another_rate_is_never_windowed_at_the_old_one(tmp_path):
     assert np.allclose(np.diff(a.t), 0.01) and np.allclose(np.diff(b.t), 0.02)
     # The two raw logs are the session's log cut at the second info frame: together, byte for byte.
     assert a.path.with_suffix(".bin").read_bytes() + b.path.with_suffix(".bin").read_bytes() == log.read_bytes()
+
+
+# ---------------------------------------------------------------- 7. a stable name for a simulated board
+
+SIMULATE = [sys.executable, "-m", "harduino.cli", "simulate", "--activity", "still"]
+
+
+def test_simulate_link_never_takes_a_name_in_use_and_removes_its_own_on_sigterm(tmp_path):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine\n")
+    taken = tmp_path / "board"
+    taken.symlink_to(mine)
+    proc = subprocess.run(SIMULATE + ["--link", str(taken), "--duration", "5"], capture_output=True, text=True,
+                          timeout=60)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and err.startswith("harduino: error: ") and len(err.splitlines()) == 1, err
+    assert str(taken) in err and "already there" in err and "Traceback" not in err
+    assert os.readlink(taken) == str(mine) and mine.read_text() == "mine\n"  # left as it was
+
+    link = tmp_path / "sim"
+    first = subprocess.Popen(SIMULATE + ["--link", str(link)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        assert first.stdout.readline().strip() == str(link)
+        served = os.readlink(link)
+        second = subprocess.run(SIMULATE + ["--link", str(link), "--duration", "5"], capture_output=True,
+                                text=True, timeout=60)
+        assert second.returncode == 2 and "already there" in second.stderr, second.stderr
+        assert os.readlink(link) == served  # the live link still leads to the first simulator
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=HANG_GUARD_S) == 0, first.stderr.read()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert not os.path.lexists(link)  # no dangling link left behind for a recorder to follow

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 import time
@@ -60,7 +61,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="noise and phase seed")
     p.add_argument("--rate", type=int, default=50, help="sample rate, Hz (1-1000)")
     p.add_argument("--baud", type=int, default=115200, help="link speed; frames that do not fit are skipped")
-    p.add_argument("--link", type=Path, help="also make this symlink to the terminal, a stable name to open")
+    p.add_argument("--link", type=Path, help="also make this symlink to the terminal, a stable name to open "
+                                          "(refused where the name is taken; removed on exit, Ctrl-C or kill)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--firmware", action="store_true",
                    help="run the real compiled firmware in the AVR simulator (simavr) with a simulated "
@@ -178,22 +180,46 @@ def run_simulate(args) -> int:
                                           duration=args.duration, link=args.link)
     url = sim_url(args)
     board = PtyBoard(transport.open_port(url))
+    stop = threading.Event()
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:  # `kill` ends it like Ctrl-C does: its link removed
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    path = linked = None
     try:
         path = board.plug()
         if args.link is not None:
-            if args.link.is_symlink():
-                args.link.unlink()
-            try:
-                os.symlink(path, args.link)
-            except OSError as err:
-                raise UserError(f"cannot make the link {args.link}: {err.strerror}.") from None
+            make_link(args.link, path)
+            linked = path
         print(args.link or path, flush=True)
         print(f"harduino: serving {url} on {path}; Ctrl-C stops", file=sys.stderr, flush=True)
-        threading.Event().wait(args.duration)
+        stop.wait(args.duration)
     except KeyboardInterrupt:
         pass
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         board.close()
-        if args.link is not None and args.link.is_symlink():
-            args.link.unlink()
+        if linked is not None:
+            remove_own_link(args.link, linked)
     return 0
+
+
+def make_link(link: Path, target: str) -> None:
+    """A symlink to the terminal, made only where nothing is: never over another file, link or program's link."""
+    try:
+        os.symlink(target, link)  # fails if the name is taken, in one step: no window for another simulator
+    except FileExistsError:
+        what = f"a link to {os.readlink(link)}" if link.is_symlink() else "a file" if link.exists() else "there"
+        raise UserError(f"cannot make the link {link}: {what} is already there (another simulator, or a "
+                        "file of yours); choose another name, or remove it yourself.") from None
+    except OSError as err:
+        raise UserError(f"cannot make the link {link}: {err.strerror}.") from None
+
+
+def remove_own_link(link: Path, target: str) -> None:
+    """Remove the link if it is still the one this program made (it points at our terminal)."""
+    try:
+        if os.readlink(link) == target:
+            os.unlink(link)
+    except OSError:
+        pass  # gone already, or replaced by something that is not ours to remove
