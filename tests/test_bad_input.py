@@ -12,6 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harduino.cli import main
@@ -262,3 +263,115 @@ def test_import_of_a_file_that_is_not_text(tmp_path):
     (tmp_path / "BasicMotions_TEST.ts").write_bytes(b"\xff\xfe\x00\x01" * 50)
     code, err = in_process("import", "basicmotions", tmp_path, tmp_path / "out")
     assert code == 2 and "BasicMotions_TRAIN.ts is not a text file" in err, err
+
+
+# ---------------------------------------------------------------- recordings that are not what they say
+
+def _sidecar(rate_text: str):
+    def damage(csv: Path) -> None:
+        side = csv.with_suffix(".json")
+        meta = json.loads(side.read_text())
+        text = json.dumps(meta)
+        side.write_text(text.replace(f'"rate_hz": {json.dumps(meta["rate_hz"])}', f'"rate_hz": {rate_text}'))
+    return damage
+
+
+def _rows(edit):
+    def damage(csv: Path) -> None:
+        header, *rows = csv.read_text().splitlines()
+        csv.write_text("\n".join([header] + edit(rows)) + "\n")
+    return damage
+
+
+def _huge(rows):
+    cells = rows[7].split(",")
+    cells[3] = "1e308"
+    return rows[:7] + [",".join(cells)] + rows[8:]
+
+
+@pytest.mark.parametrize("damage, words", [
+    (_sidecar("true"), ["rate_hz true"]),
+    (_sidecar("Infinity"), ["rate_hz Infinity"]),
+    (_sidecar("100"), ["rate_hz 100", "50 Hz"]),          # the samples are 0.02 s apart
+    (_rows(_huge), ["line 9", "beyond"]),
+    (_rows(lambda rows: rows[::-1]), ["back in time"]),
+], ids=["rate-true", "rate-infinity", "rate-against-t", "1e308", "reverse-time"])
+def test_a_recording_that_is_not_what_it_says(tmp_path, damage, words):
+    data = sim_copy(tmp_path)
+    victim = sorted(data.glob("*.csv"))[2]
+    damage(victim)
+    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    result = harduino("train", data, "--arch", "rf", "-o", tmp_path / "m")
+    assert_one_sentence(result, victim.stem, *words)
+    assert "RuntimeWarning" not in result.stderr
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == before  # nothing recorded is touched
+
+
+def test_a_csv_that_starts_with_a_byte_order_mark_loads_like_the_same_csv_without(tmp_path):
+    from harduino.recording import load_recording
+
+    data = sim_copy(tmp_path, 1)
+    plain = next(data.glob("*.csv"))
+    marked = data / "marked.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())  # as a spreadsheet saves "CSV UTF-8"
+    shutil.copy(plain.with_suffix(".json"), marked.with_suffix(".json"))
+    a, b = load_recording(plain), load_recording(marked)
+    assert np.array_equal(a.si, b.si) and np.array_equal(a.t, b.t) and list(a.labels) == list(b.labels)
+
+
+# ---------------------------------------------------------------- recording, replaying, streaming
+
+def test_a_subject_that_would_name_hidden_files(tmp_path):
+    result = harduino("record", "sim://?activity=walking&speed=max", "--subject", "..", "--label", "walking",
+                      "--out", tmp_path, "--duration", "1")
+    assert_one_sentence(result, "'..'", "letter or digit")
+    assert not list(tmp_path.iterdir())
+
+
+def test_label_keys_without_a_terminal(tmp_path):
+    assert not sys.stdin.isatty()  # as under pytest, cron or a pipe
+    result = harduino("record", "sim://?activity=walking&speed=max", "--subject", "a", "--labels", "walk,run",
+                      "--out", tmp_path, "--duration", "1")
+    assert_one_sentence(result, "--labels", "not a terminal", "--label")
+    assert not list(tmp_path.iterdir())
+
+
+def test_replay_of_a_folder(tmp_path):
+    assert_one_sentence(harduino("replay", SIM), "is a folder", ".bin")
+
+
+def test_stream_from_a_port_where_nothing_is_attached_says_what_to_check():
+    import pty
+
+    master, slave = pty.openpty()  # a serial port with nothing on the other end: silent
+    try:
+        result = harduino("stream", os.ttyname(slave), "--duration", "4")
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    [note] = [line for line in result.stderr.splitlines() if line.startswith("harduino: no frame")]
+    assert "board" in note and "firmware" in note and "115200 baud" in note
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head -1` that has already had its line
+    try:
+        proc = subprocess.run([sys.executable, "-m", "harduino.cli", "evaluate", "--model", DEFAULT_MODEL, SIM],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == "", proc.stderr
+
+
+def test_train_over_an_existing_bundle_needs_force(tmp_path):
+    bundle = bundle_copy(tmp_path)  # the shipped deep model
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    data = sim_copy(tmp_path)
+    assert_one_sentence(harduino("train", data, "--arch", "rf", "-o", bundle), "already holds", "--force")
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+    result = harduino("train", data, "--arch", "rf", "-o", bundle, "--force")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in bundle.iterdir()) == ["bundle.json", "pipeline.skops"]  # no stale weights
+    assert json.loads((bundle / "bundle.json").read_text())["architecture"] == "rf"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -47,12 +48,26 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
     try:
         args = build_parser().parse_args(argv)
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last words
+        return code
     except UserError as err:
         print(f"harduino: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # at any moment, start-up included: no traceback
         return 130
+    except BrokenPipeError:  # the output went to `head` or similar, which has had enough: stop quietly
+        _silence_stdout()
+        return 141  # what a shell reports for a program ended by SIGPIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail on the closed pipe too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (tests capture it)
+        pass
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..reader import Reader
 
 SAMPLE_HEADER = "seq,t_us,ax,ay,az,gx,gy,gz"
+SILENT_S = 3.0  # a board sends its info frame within milliseconds of being asked: this long is no board
 
 
 def add_commands(subparsers) -> None:
@@ -100,6 +101,10 @@ def run_stream(args) -> int:
 
 def run_replay(args) -> int:
     check_positive(args, "duration")
+    if args.file.is_dir():
+        logs = sorted(args.file.glob("*.bin"))
+        example = f", e.g. {logs[0]}" if logs else ""
+        raise UserError(f"{args.file} is a folder; replay plays one raw log file (.bin){example}.")
     if not args.file.is_file():
         raise UserError(f"no such raw log file: {args.file}.")
     query = urlencode({"speed": args.speed, **({"loop": 1} if args.loop else {})})
@@ -120,9 +125,11 @@ def follow(url: str, *, samples: bool = False, raw_log: Path | None = None, dura
     index = 0
     if samples:
         print(SAMPLE_HEADER, file=out)
-    final = None
+    final, silent_since = None, time.monotonic()
     try:
         while not reader.finished.is_set() and time.monotonic() < end:
+            if silent_since is not None and time.monotonic() - silent_since > SILENT_S:
+                silent_since = _say_if_silent(reader)
             # Short waits so a reader that gave up or reached the end is noticed promptly.
             reader.buffer.wait(index, max(0.0, min(next_stats, end, time.monotonic() + 0.25) - time.monotonic()))
             if samples:
@@ -144,6 +151,20 @@ def follow(url: str, *, samples: bool = False, raw_log: Path | None = None, dura
         _print_samples(reader, index, out)
     print(final.line(), file=sys.stderr if samples else out, flush=True)
     return 0
+
+
+def _say_if_silent(reader: Reader) -> float | None:
+    """A note, once, when a port has sent no frame for SILENT_S (None: said, or frames came; else keep waiting)."""
+    stats = reader.stats()
+    if stats.since_last_frame_s is not None:
+        return None
+    if not stats.connected:
+        return time.monotonic()  # the port is not open (yet): the reader says why
+    heard = (f"{stats.bytes} bytes but no frame: a baud rate other than 115200, or not the Harduino firmware?"
+             if stats.bytes else "nothing at all: is a board plugged in there, running the Harduino firmware "
+                                 "at 115200 baud?")
+    print(f"harduino: no frame from {reader.url} in {SILENT_S:g} s, {heard}", file=sys.stderr, flush=True)
+    return None
 
 
 def _print_samples(reader: Reader, index: int, out) -> int:

@@ -31,6 +31,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("data", type=Path, help="folder of recordings (CSV + JSON)")
     _add_model_options(p)
     p.add_argument("-o", "--out", type=Path, help="bundle folder to write (default: models/ARCH)")
+    p.add_argument("--force", action="store_true", help="replace the model bundle already in --out")
     p.add_argument("--cv", type=int, metavar="K", help="cross-validate on K folds of whole subjects first")
     _add_jobs(p)
     p.set_defaults(run=run_train)
@@ -205,6 +206,8 @@ def run_train(args) -> int:
     _check_options(args)
     out = args.out or Path("models") / arch
     check_writable(out, "model bundle", folder=True)  # now, not after the training
+    if (out / "bundle.json").exists() and not args.force:
+        raise UserError(f"{out} already holds a model bundle; choose another -o, or add --force to replace it.")
     ws = _windows(args.data, args.channels, args.size, args.step)
     _require_classes(ws, args.data)
     metrics = {}
@@ -232,9 +235,22 @@ def run_train(args) -> int:
             "training_data": _training_summary(ws, args.data), "metrics": metrics})
     except OSError as err:
         raise UserError(f"cannot write the model bundle {out}: {err.strerror or err}.") from None
+    _remove_replaced_weights(out)
     print(f"trained {arch} ({model_size(est)}) on {len(ws)} windows of {ws.size} samples from "
           f"{len(np.unique(ws.sessions))} sessions in {fit_s:.1f} s; saved {out}")
     return 0
+
+
+def _remove_replaced_weights(out: Path) -> None:
+    """After --force: the weights file of the bundle replaced, when it was of the other kind, goes too."""
+    import json
+
+    from ..models.bundle import WEIGHTS
+
+    kept = json.loads((out / "bundle.json").read_text(encoding="utf-8")).get("kind")
+    for kind, (name, _) in WEIGHTS.items():
+        if kind != kept and (out / name).is_file():
+            (out / name).unlink()
 
 
 def run_evaluate(args) -> int:
