@@ -64,6 +64,8 @@ class _Part:
 
     def __init__(self, writer: RecordingWriter, info, raw_log: Path | None, take_calibration: bool) -> None:
         self.writer, self.info, self.raw_log = writer, info, raw_log
+        self.started = _dt.datetime.now().astimezone()
+        self.finished = False  # its sidecar has its final fields, its file is closed
         self.first: int | None = None  # buffer indices of its first and last samples
         self.last: int | None = None
         self.watch = StillWatch(float(info.rate_hz)) if take_calibration else None
@@ -104,7 +106,6 @@ class SessionRecorder:
         self.reported = 0  # the last saved count shown to the user
         self.messages: list[str] = []
         self.take_calibration = take_calibration
-        self.started = _dt.datetime.now().astimezone()
         self._next_sync = 0.0
         self._extra = extra_meta or {}
         boards = reader.boards  # (buffer index, info) at every change of board info
@@ -215,13 +216,15 @@ class SessionRecorder:
                              f"{now.rate_hz} Hz): the recording continues in {part.writer.csv_path.name}")
 
     def _finish(self, part: _Part, stats: dict | None = None, **meta) -> None:
+        """Last sync, the final sidecar (samples, times, calibration), the file closed."""
+        part.finished = True
         try:
             part.writer.sync()
             found = part.watch.finish() if part.watch is not None else None
             ended = _dt.datetime.now().astimezone()
             part.writer.write_meta(samples=part.writer.written, dropped_by_recorder=self.dropped,
                                    end_time=ended.isoformat(timespec="seconds"),
-                                   wall_seconds=round((ended - self.started).total_seconds(), 3),
+                                   wall_seconds=round((ended - part.started).total_seconds(), 3),
                                    **({"link": stats} if stats is not None else {}),
                                    **({"calibration": found.to_dict()} if found else {}), **meta)
         finally:
@@ -234,10 +237,10 @@ class SessionRecorder:
         """
         try:
             for part in self.parts:
-                if part.writer._file is not None:
-                    self._finish(part, stats or {})
-                else:
+                if part.finished:  # ended by a change of board: the session's link statistics still apply
                     part.writer.write_meta(link=stats or {})
+                else:
+                    self._finish(part, stats or {})
         finally:
             for part in self.parts:
                 part.writer.close()
