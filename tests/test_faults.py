@@ -311,7 +311,8 @@ def test_a_reset_into_another_rate_is_never_windowed_at_the_old_one(tmp_path):
     raw2 = simboard.synth_activity("waving", 100, 50, subject=5, seed=1)
     log = tmp_path / "reset.bin"
     log.write_bytes(protocol.encode_info(fast) + protocol.encode_samples(np.arange(150), np.arange(150) * 10_000, raw1)
-                    + protocol.encode_info(slow) + protocol.encode_samples(np.arange(100), np.arange(100) * 20_000, raw2))
+                    + protocol.encode_info(slow)  # the board came back at 50 Hz
+                    + protocol.encode_samples(np.arange(100), np.arange(100) * 20_000, raw2))
     out = tmp_path / "rec"
     proc = subprocess.run(RECORD + [f"replay://{log}?speed=max", "--subject", "s5", "--label", "waving",
                                     "--out", str(out), "--no-calibration"], capture_output=True, text=True, timeout=60)

@@ -6,7 +6,6 @@ code (numpy, pyserial) load when a command runs, so `--help` is instant.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import select

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import calibration
-from ..protocol import SAMPLE_FRAME_LEN, Decoder
+from ..protocol import Decoder
 from .files import recording_stem
 from .writer import RecordingWriter, check_label, claim_stem
 
@@ -168,7 +168,7 @@ class SessionRecorder:
         block = self.reader.buffer.since(self.index)
         self.dropped += block.start - self.index
         boards, pos = self.reader.boards, block.start
-        while pos < block.end:
+        while pos < block.end and not self.done:
             info = self.parts[-1].info
             while self._seen < len(boards) and boards[self._seen][0] <= pos:
                 info = boards[self._seen][1]
@@ -203,6 +203,11 @@ class SessionRecorder:
     def _next_board(self, info) -> None:
         """Another board (or the same one at another rate) from here on: finish this recording, start the next."""
         old = self.parts[-1]
+        if not old.writer.written:  # nothing of the board before: this recording is the new board's
+            old.info = info
+            old.watch = StillWatch(float(info.rate_hz)) if self.take_calibration else None
+            old.writer.write_meta(rate_hz=float(info.rate_hz), board=info.to_dict())
+            return
         old.writer.sync()
         stem = recording_stem(self.subject, self.label or "session", _dt.datetime.now().astimezone())
         suffixes = (".csv", ".json", ".bin") if self.raw_log is not None else (".csv", ".json")
