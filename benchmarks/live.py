@@ -284,14 +284,25 @@ def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
     window.timer.timeout.disconnect()
     window.timer.timeout.connect(timed_tick)
     paints = PaintCounter(window.graphics)
+    painting, paint = [], window.graphics.paintEvent
+
+    def timed_paint(event):  # Qt calls the Python override: the whole scene's drawing, rasteriser included
+        t0 = time.thread_time()
+        paint(event)
+        painting.append(time.thread_time() - t0)
+    window.graphics.paintEvent = timed_paint
     window.show()
     window.connect_port(port)
     run_qt(settle)  # connect, fill the plots' span a little, first predictions
     if window.session.reader.info is None:
         raise SystemExit(f"no board info from {port}")
     ticks.clear()
-    since = time.monotonic()
+    painting.clear()
+    since, seen = time.monotonic(), window.session.history.count
     cpu = cpu_percent(run_qt, seconds)
+    wall = time.monotonic() - since
+    predicted = window.session.history.since(seen)
+    predicting = sum(p.window_ms + p.model_ms + p.smooth_ms for p in predicted) / 1e3
     error = window.session.model_error or (window.session.predictor and window.session.predictor.error)
     size = window.graphics.size()
     window.close()
@@ -299,8 +310,9 @@ def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
     if error:
         raise SystemExit(f"no predictions: {error}")
     ms = np.array(ticks) * 1e3
+    share = {"painting": sum(painting), "ticks": sum(ticks), "predicting": predicting}
     return dict(cpu=cpu, fps=paints.fps(since), p50=float(np.percentile(ms, 50)), p99=float(np.percentile(ms, 99)),
-                size=size)
+                size=size, share={k: 100 * v / wall for k, v in share.items()})
 
 
 def terminal(port: str, model: Path, seconds: float, settle: float) -> float:
@@ -368,6 +380,11 @@ def main() -> None:
                   f"{s_cpu:5.1f} % of one core, {s_fps:.1f} fps")
             print(f"  CPU with the dashboard: {d['cpu']:5.1f} % of one core, {ratio(d['cpu'], s_cpu)} the scroller; "
                   f"fps at {rate} Hz: {d['fps']:.1f} (tick p50 {d['p50']:.2f} ms, p99 {d['p99']:.2f} ms)")
+            share = d["share"]
+            rest = d["cpu"] - sum(share.values()) - r_cpu
+            print("    where it goes, % of one core: " + ", ".join(f"{k} {v:.1f}" for k, v in share.items())
+                  + f", the reader thread {r_cpu:.1f} (alone, below), the rest (Qt's event loop, text panels) "
+                  f"{rest:.1f}")
             print(f"  plain pyserial loop (read(in_waiting) + struct.unpack per frame): {p_cpu:5.2f} % of one core "
                   f"({p_frames} frames)")
             print(f"  harduino reader: {r_cpu:5.2f} % of one core, {ratio(r_cpu, p_cpu)} the pyserial loop "

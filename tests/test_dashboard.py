@@ -52,11 +52,14 @@ def test_curves_show_the_last_seconds_of_the_log(replayed):
     n = int(SECONDS * RATE_HZ)
     expected = np.column_stack([si[-n:, :3], np.linalg.norm(si[-n:, :3], axis=1),
                                 si[-n:, 3:], np.linalg.norm(si[-n:, 3:], axis=1)])
-    curves = window.signals.curves
-    assert len(curves) == 8
-    for curve, column in zip(curves, expected.T):
-        assert curve.yData == pytest.approx(column)
-        assert curve.xData == pytest.approx((np.arange(n) - (n - 1)) / RATE_HZ)  # s before the newest sample
+    x, rows = window.signals.shown()
+    assert rows.shape == (8, n)
+    for row, column in zip(rows, expected.T):
+        assert row == pytest.approx(column)
+    assert x == pytest.approx((np.arange(n) - (n - 1)) / RATE_HZ)  # s before the newest sample
+    # What each plot draws is those rows: acceleration in the first, rotation in the second.
+    for item, drawn in zip(window.signals.items, (rows[:4], rows[4:])):
+        assert np.array_equal(item.rows, drawn) and np.array_equal(item.x, x)
 
 
 def test_bars_and_activity_show_the_latest_prediction(replayed):
@@ -241,3 +244,38 @@ def test_an_unplugged_board_shows_and_comes_back(qtbot, qapp, tmp_path):
     finally:
         window.close()
         board.close()
+
+
+def test_a_hidden_or_minimised_dashboard_draws_nothing_then_shows_every_sample(qtbot, qapp, tmp_path):
+    window = Dashboard(LiveSession(DEFAULT_MODEL), seconds=SECONDS, out=tmp_path)
+    qtbot.addWidget(window)
+    paints = []
+
+    class PaintCounter(QtCore.QObject):
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if event.type() == QtCore.QEvent.Paint:
+                paints.append(time.monotonic())
+            return False
+    counter = PaintCounter()
+    window.graphics.viewport().installEventFilter(counter)
+    window.show()
+    window.connect_port("sim://?activity=walking&subject=4&seed=2")
+    reader, signals = window.session.reader, window.signals
+    run_until(qapp, lambda: reader.info is not None and reader.buffer.total > 20 and paints)
+    for away in (window.hide, window.showMinimized):
+        away()
+        qapp.processEvents()
+        paints.clear()
+        taken, predictions, total = signals.index, window._seen, reader.buffer.total
+        run_until(qapp, lambda: reader.buffer.total > total + 25 and window.session.history.count > predictions)
+        assert not paints and signals.index == taken  # no frame drawn, no sample shifted in
+        window.showNormal()
+        run_until(qapp, lambda: signals.index > reader.buffer.total - 5 and paints and window._seen > predictions)
+        # The samples that came while away are on the curves, in order, with nothing left out.
+        x, rows = signals.shown()
+        si = reader.buffer.since(signals.index - rows.shape[1]).si[: rows.shape[1]]
+        assert rows.shape[1] == min(signals.index, int(SECONDS * reader.info.rate_hz)) and signals.index > total + 25
+        assert np.allclose(rows[[0, 1, 2, 4, 5, 6]], si.T) and np.allclose(rows[3], np.linalg.norm(si[:, :3], axis=1))
+        # The bars and the activity show the newest prediction again.
+        assert window.bars.values == pytest.approx(window.session.history.since(window._seen - 1)[0].proba)
+    window.close()

@@ -1,10 +1,12 @@
 """The live dashboard (pyqtgraph + PyQt5): signals, probabilities, the activity, a timeline, link health.
 
-Everything on screen is redrawn by one QTimer in the GUI thread. Each tick
-takes what the reader and the predictor added since the last one, as numpy
-blocks, shifts it into preallocated arrays and hands those to `setData`; the
-reader, predictor and recorder threads never touch a widget. A slower timer
-refreshes the text panels, which change less often than the eye notices.
+Everything on screen is redrawn by one QTimer in the GUI thread (the plots
+live in harduino.live.plots). Each tick takes what the reader and the
+predictor added since the last one, as numpy blocks, and shifts it into
+preallocated arrays the plots draw from; a tick that brings nothing new, or
+finds the window hidden or minimised, draws nothing. The reader, predictor and
+recorder threads never touch a widget. A slower timer refreshes the text
+panels, which change less often than the eye notices.
 """
 
 from __future__ import annotations
@@ -22,34 +24,14 @@ from .. import transport
 from ..errors import UserError
 from ..recording import check_subject
 from ..simboard import ACTIVITIES
-from .predictor import UNCERTAIN
+from .plots import ProbabilityBars, SignalPlots, Timeline, class_colour
 from .recorder import BackgroundRecording
 from .session import LiveSession
 
 FRAME_MS = 30            # redraw timer: 33 frames a second, a little over the 30 wanted
 PANEL_MS = 250           # text panels
-RANGE_EVERY_S = 0.5      # plots' y ranges follow the data this often
-CURVES = (("ax", "ay", "az", "|acc|"), ("gx", "gy", "gz", "|gyro|"))
-CURVE_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f0f0f0")
-UNCERTAIN_COLOUR = (90, 90, 90)
 EXAMPLE_PORTS = ("sim://?script=still:6,walking:8,running:8,jumping:6,waving:8&subject=2&seed=7",
                  "sim://?activity=walking", "sim://?rate=1000&baud=1000000")
-
-
-ACTIVITY_COLOURS = {"still": (78, 121, 167), "walking": (89, 161, 79), "running": (225, 87, 89),
-                    "jumping": (242, 142, 43), "waving": (176, 122, 161)}
-AXIS_WIDTH = 56          # the same left axis width on every plot keeps their time axes aligned
-
-
-def class_colour(name: str, classes) -> tuple[int, int, int]:
-    """A colour per class, the same for an activity whichever model is loaded."""
-    if name == UNCERTAIN:
-        return UNCERTAIN_COLOUR
-    if name in ACTIVITY_COLOURS:
-        return ACTIVITY_COLOURS[name]
-    others = [c for c in classes if c not in ACTIVITY_COLOURS]
-    colour = pg.intColor(others.index(name) if name in others else 0, hues=max(len(others), 3), sat=160)
-    return colour.red(), colour.green(), colour.blue()
 
 
 def find_bundles(*roots: Path) -> list[Path]:
@@ -60,157 +42,6 @@ def find_bundles(*roots: Path) -> list[Path]:
             if meta.is_file() and meta.parent not in found:
                 found.append(meta.parent)
     return found
-
-
-class SignalPlots:
-    """Two plots of the last `seconds` of samples (acc and gyro axes and magnitudes) on preallocated arrays."""
-
-    def __init__(self, layout: pg.GraphicsLayoutWidget, seconds: float) -> None:
-        self.seconds = seconds
-        self.plots, self.curves = [], []
-        for row, (names, unit) in enumerate(zip(CURVES, ("acceleration (m/s²)", "angular rate (rad/s)"))):
-            plot = layout.addPlot(row=row, col=0)
-            plot.setLabel("left", unit)
-            plot.getAxis("left").setWidth(AXIS_WIDTH)
-            plot.showGrid(x=True, y=True, alpha=0.2)
-            plot.setClipToView(True)
-            plot.setDownsampling(auto=True, mode="peak")
-            plot.setXRange(-seconds, 0, padding=0)
-            plot.setMouseEnabled(x=False, y=False)
-            plot.disableAutoRange()  # the y range follows the data at most every RANGE_EVERY_S (see fit_y)
-            plot.addLegend(offset=(-10, 5), labelTextSize="8pt", colCount=4, brush=(0, 0, 0, 170))
-            for name, colour in zip(names, CURVE_COLOURS):
-                self.curves.append(plot.plot(pen=pg.mkPen(colour, width=1), name=name, skipFiniteCheck=True))
-            self.plots.append(plot)
-        self._next_fit = 0.0
-        self.plots[1].setXLink(self.plots[0])
-        self.plots[1].setLabel("bottom", "seconds before the newest sample")
-        self.reset(50.0)
-
-    def reset(self, rate_hz: float) -> None:
-        n = max(2, int(round(self.seconds * rate_hz)))
-        self.x = (np.arange(n) - (n - 1)) / rate_hz
-        self.y = np.zeros((8, n))
-        self.filled = 0
-        self.index = 0
-        for curve in self.curves:
-            curve.setData([], [])
-
-    def take(self, buffer) -> int:
-        """Shift in what the buffer got since the last call; redraw if anything came. Returns samples taken."""
-        block = buffer.since(self.index)
-        self.index = block.end
-        k = len(block)
-        if k == 0:
-            return 0
-        n = self.x.size
-        si = block.si[-n:]
-        k = len(si)
-        y = self.y
-        y[:, : n - k] = y[:, k:]  # scroll: the newest sample is always at the right end
-        y[[0, 1, 2, 4, 5, 6], n - k:] = si.T
-        y[3, n - k:] = np.sqrt(np.einsum("ij,ij->i", si[:, :3], si[:, :3]))
-        y[7, n - k:] = np.sqrt(np.einsum("ij,ij->i", si[:, 3:], si[:, 3:]))
-        self.filled = min(n, self.filled + len(block))
-        x = self.x[n - self.filled:]
-        for curve, row in zip(self.curves, y):
-            curve.setData(x, row[n - self.filled:], skipFiniteCheck=True)
-        self.fit_y()
-        return k
-
-    def fit_y(self) -> None:
-        """Fit each plot's y range to its data now and then, not every frame: a range that changes
-        makes the axis lay out its ticks and labels again, which costs more than drawing the curves."""
-        now = time.monotonic()
-        if now < self._next_fit:
-            return
-        self._next_fit = now + RANGE_EVERY_S
-        shown = self.y[:, self.y.shape[1] - self.filled:]
-        for plot, rows in zip(self.plots, (shown[:4], shown[4:])):
-            lo, hi = float(rows.min()), float(rows.max())
-            pad = max(0.05 * (hi - lo), 0.1)
-            (cur_lo, cur_hi) = plot.viewRange()[1]
-            # Grow at once; shrink only when the data uses well under the range shown.
-            if lo < cur_lo or hi > cur_hi or (hi - lo + 2 * pad) < 0.6 * (cur_hi - cur_lo):
-                plot.setYRange(lo - pad, hi + pad, padding=0)
-
-
-class Timeline:
-    """Coloured bands of the predicted activity over the plotted span: each prediction holds until the next."""
-
-    RESOLUTION = 4  # image columns per prediction step
-
-    def __init__(self, plot: pg.PlotItem, seconds: float) -> None:
-        self.plot, self.seconds = plot, seconds
-        plot.getAxis("left").setTicks([[(0.5, "activity")]])
-        plot.getAxis("left").setWidth(AXIS_WIDTH)
-        plot.hideAxis("bottom")
-        plot.setMouseEnabled(x=False, y=False)
-        plot.setYRange(0, 1, padding=0)
-        plot.setMaximumHeight(50)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        plot.addItem(self.image)
-        self.reset(50.0, 16, ())
-
-    def reset(self, rate_hz: float, step: int, classes) -> None:
-        self.dt = step / rate_hz                      # seconds between predictions
-        keep = int(np.ceil(self.seconds / self.dt)) + 2
-        self.t = np.full(keep, -1e12)                 # board time of the predictions kept, a ring
-        self.which = np.zeros(keep, dtype=np.int64)
-        self.next = 0
-        self.lut = np.array([class_colour(c, classes) for c in classes] + [UNCERTAIN_COLOUR, (20, 20, 20)],
-                            dtype=np.uint8)
-        self.codes = {c: i for i, c in enumerate(classes)}
-        columns = max(2, int(np.ceil(self.seconds / self.dt * self.RESOLUTION)))
-        self.centres = -self.seconds + (np.arange(columns) + 0.5) * self.seconds / columns
-        self.rgb = np.zeros((1, columns, 3), dtype=np.uint8)
-        self.image.setImage(self.rgb, autoLevels=False)
-        self.image.setRect(QtCore.QRectF(-self.seconds, 0, self.seconds, 1))
-
-    def add(self, predictions) -> None:
-        for p in predictions:  # a few a second
-            self.t[self.next % self.t.size] = p.t
-            self.which[self.next % self.t.size] = self.codes.get(p.label, len(self.codes))
-            self.next += 1
-
-    def draw(self, newest_t: float) -> None:
-        """Colour each column by the prediction in force at its time before the newest sample."""
-        order = np.roll(np.arange(self.t.size), -(self.next % self.t.size))  # oldest first
-        t, which = self.t[order], self.which[order]
-        i = np.searchsorted(t, newest_t + self.centres, side="right") - 1
-        shown = (i >= 0) & (newest_t + self.centres - t[np.maximum(i, 0)] < 2 * self.dt)
-        self.rgb[0] = self.lut[np.where(shown, which[np.maximum(i, 0)], len(self.lut) - 1)]
-        self.image.setImage(self.rgb, autoLevels=False)
-
-
-class ProbabilityBars:
-    """A horizontal bar per class, its length the smoothed probability; coloured like the timeline."""
-
-    def __init__(self, plot: pg.PlotItem) -> None:
-        self.plot = plot
-        plot.setXRange(0, 1, padding=0.02)
-        plot.setMouseEnabled(x=False, y=False)
-        plot.setLabel("bottom", "probability")
-        plot.showGrid(x=True, alpha=0.2)
-        plot.invertY(True)  # the first class on top
-        self.bars: pg.BarGraphItem | None = None
-        self.classes: tuple = ()
-        self.values = np.zeros(0)
-
-    def reset(self, classes) -> None:
-        self.classes = tuple(classes)
-        if self.bars is not None:
-            self.plot.removeItem(self.bars)
-        self.values = np.zeros(len(classes))
-        brushes = [pg.mkBrush(*class_colour(c, classes)) for c in classes]
-        self.bars = pg.BarGraphItem(x0=0, y=np.arange(len(classes)), width=self.values, height=0.7, brushes=brushes)
-        self.plot.addItem(self.bars)
-        self.plot.getAxis("left").setTicks([[(i, c) for i, c in enumerate(classes)]])
-        self.plot.setYRange(-0.6, max(len(classes), 1) - 0.4, padding=0)
-
-    def show(self, proba: np.ndarray) -> None:
-        self.values = np.asarray(proba, dtype=np.float64)
-        self.bars.setOpts(width=self.values)
 
 
 class Dashboard(QtWidgets.QMainWindow):
@@ -408,15 +239,15 @@ class Dashboard(QtWidgets.QMainWindow):
 
     def tick(self) -> None:
         """One frame: new samples into the curves, new predictions into the bars, label and timeline."""
-        self._frames.append(time.monotonic())
         session = self.session
         session.poll()
         reader = session.reader
-        if reader is None or reader.info is None:
-            return
+        if reader is None or reader.info is None or not self.on_screen():
+            return  # nothing to see: what came meanwhile is taken when the window is shown again
         self._layout_for_stream()
         if self.signals.take(reader.buffer) == 0 and session.history.count == self._seen:
             return
+        self._frames.append(time.monotonic())
         history = session.history
         new = [p for p in history.since(self._seen) if p.classes == self.bars.classes]
         self._seen = history.count
@@ -430,11 +261,17 @@ class Dashboard(QtWidgets.QMainWindow):
             self.confidence_label.setText(f"{100 * p.confidence:.0f} % confident")
         self.timeline.draw(float(reader.buffer.latest(1).t_us[-1]) / 1e6)
 
+    def on_screen(self) -> bool:
+        """Whether the plots can be seen: not hidden, not minimised."""
+        return self.graphics.isVisible() and not self.isMinimized()
+
     def fps(self) -> float:
         frames = np.array(self._frames)
         return (len(frames) - 1) / (frames[-1] - frames[0]) if len(frames) > 2 and frames[-1] > frames[0] else 0.0
 
     def update_panels(self) -> None:
+        if not self.on_screen():
+            return
         session, reader = self.session, self.session.reader
         rows = []
         if reader is None:

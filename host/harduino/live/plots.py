@@ -1,0 +1,251 @@
+"""The dashboard's plots: the scrolling signals, the timeline of predicted activities, the probability bars.
+
+Each is drawn by the dashboard's frame timer in the GUI thread and does no
+work when nothing it shows has changed. The signals are drawn by one item per
+plot (`ScrollingCurves`): a polyline per curve, peak-decimated to what the
+plot's pixels can show, without per-curve bounds or clipping bookkeeping.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph import functions as fn
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+from .predictor import UNCERTAIN
+
+RANGE_EVERY_S = 0.5      # plots' y ranges follow the data this often
+CURVES = (("ax", "ay", "az", "|acc|"), ("gx", "gy", "gz", "|gyro|"))
+CURVE_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f0f0f0")
+UNCERTAIN_COLOUR = (90, 90, 90)
+ACTIVITY_COLOURS = {"still": (78, 121, 167), "walking": (89, 161, 79), "running": (225, 87, 89),
+                    "jumping": (242, 142, 43), "waving": (176, 122, 161)}
+AXIS_WIDTH = 56          # the same left axis width on every plot keeps their time axes aligned
+
+
+def class_colour(name: str, classes) -> tuple[int, int, int]:
+    """A colour per class, the same for an activity whichever model is loaded."""
+    if name == UNCERTAIN:
+        return UNCERTAIN_COLOUR
+    if name in ACTIVITY_COLOURS:
+        return ACTIVITY_COLOURS[name]
+    others = [c for c in classes if c not in ACTIVITY_COLOURS]
+    colour = pg.intColor(others.index(name) if name in others else 0, hues=max(len(others), 3), sat=160)
+    return colour.red(), colour.green(), colour.blue()
+
+
+class ScrollingCurves(pg.GraphicsObject):
+    """Several curves over one x grid, drawn as polylines in one paint.
+
+    `set_data` takes the rows as they are (no copy, no bounds); `paint` keeps at
+    most a minimum and a maximum per pixel column, so a spike of one sample still
+    shows when there are more samples than pixels.
+    """
+
+    def __init__(self, pens) -> None:
+        super().__init__()
+        self.pens = [pg.mkPen(p) for p in pens]
+        self.x = np.zeros(0)
+        self.rows = np.zeros((len(self.pens), 0))
+        self._polygons: list[QtGui.QPolygonF] = []
+        self._rect = QtCore.QRectF()
+
+    def set_data(self, x: np.ndarray, rows: np.ndarray) -> None:
+        self.x, self.rows = x, rows
+        # The item claims the range the plot shows (the view box clips what lies beyond),
+        # so a frame repaints the plot's area and computes no bounds of the data.
+        view = self.getViewBox()
+        rect = view.viewRect() if view is not None else QtCore.QRectF()
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = rect
+        self.update()
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
+        return self._rect
+
+    def paint(self, painter, option, widget=None) -> None:
+        n = self.x.size
+        if n < 2:
+            return
+        view = self.getViewBox()
+        pixels = max(int(view.width()), 1) if view is not None else n
+        x, rows = self.x, self.rows
+        per = n // pixels
+        if per >= 2:  # peak decimation: (min, max) of each run of `per` samples, the newest run last
+            m = (n // per) * per
+            runs = rows[:, n - m:].reshape(len(rows), -1, per)
+            rows = np.stack([runs.min(axis=2), runs.max(axis=2)], axis=2).reshape(len(rows), -1)
+            x = x[n - m:].reshape(-1, per)[:, [0, -1]].reshape(-1)
+        if len(self._polygons) != len(rows) or self._polygons[0].size() != x.size:
+            self._polygons = [fn.create_qpolygonf(x.size) for _ in rows]
+        for polygon, row, pen in zip(self._polygons, rows, self.pens):
+            points = fn.ndarray_from_qpolygonf(polygon)
+            points[:, 0], points[:, 1] = x, row
+            painter.setPen(pen)
+            painter.drawPolyline(polygon)
+
+
+class SignalPlots:
+    """Two plots of the last `seconds` of samples (acc and gyro axes and magnitudes) on preallocated arrays."""
+
+    def __init__(self, layout: pg.GraphicsLayoutWidget, seconds: float) -> None:
+        self.seconds = seconds
+        self.plots, self.items = [], []
+        for row, (names, unit) in enumerate(zip(CURVES, ("acceleration (m/s²)", "angular rate (rad/s)"))):
+            plot = layout.addPlot(row=row, col=0)
+            plot.setLabel("left", unit)
+            plot.getAxis("left").setWidth(AXIS_WIDTH)
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.setXRange(-seconds, 0, padding=0)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.disableAutoRange()  # the y range follows the data at most every RANGE_EVERY_S (see fit_y)
+            legend = plot.addLegend(offset=(-10, 5), labelTextSize="8pt", colCount=4, brush=(0, 0, 0, 170))
+            pens = [pg.mkPen(colour, width=1) for colour in CURVE_COLOURS]
+            for name, pen in zip(names, pens):
+                legend.addItem(pg.PlotDataItem(pen=pen), name)
+            item = ScrollingCurves(pens)
+            plot.addItem(item)
+            # Axes, grid and legend change only when the y range does: kept as pixmaps between frames.
+            for part in [a["item"] for a in plot.axes.values()] + [legend]:
+                part.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            self.plots.append(plot)
+            self.items.append(item)
+        self._next_fit = 0.0
+        self.plots[1].setXLink(self.plots[0])
+        self.plots[1].setLabel("bottom", "seconds before the newest sample")
+        self.reset(50.0)
+
+    def reset(self, rate_hz: float) -> None:
+        n = max(2, int(round(self.seconds * rate_hz)))
+        self.x = (np.arange(n) - (n - 1)) / rate_hz
+        self.y = np.zeros((8, n))
+        self.filled = 0
+        self.index = 0
+        for item in self.items:
+            item.set_data(self.x[:0], self.y[:4, :0])
+
+    def shown(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, rows): the curves' data, ax ay az |acc| gx gy gz |gyro|, x in seconds before the newest sample."""
+        n = self.x.size
+        return self.x[n - self.filled:], self.y[:, n - self.filled:]
+
+    def take(self, buffer) -> int:
+        """Shift in what the buffer got since the last call; redraw if anything came. Returns samples taken."""
+        block = buffer.since(self.index)
+        self.index = block.end
+        if len(block) == 0:
+            return 0
+        n = self.x.size
+        si = block.si[-n:]
+        k = len(si)
+        y = self.y
+        y[:, : n - k] = y[:, k:]  # scroll: the newest sample is always at the right end
+        y[[0, 1, 2, 4, 5, 6], n - k:] = si.T
+        y[3, n - k:] = np.sqrt(np.einsum("ij,ij->i", si[:, :3], si[:, :3]))
+        y[7, n - k:] = np.sqrt(np.einsum("ij,ij->i", si[:, 3:], si[:, 3:]))
+        self.filled = min(n, self.filled + len(block))
+        x, rows = self.shown()
+        self.items[0].set_data(x, rows[:4])
+        self.items[1].set_data(x, rows[4:])
+        self.fit_y()
+        return k
+
+    def fit_y(self) -> None:
+        """Fit each plot's y range to its data now and then, not every frame: a range that changes
+        makes the axis lay out its ticks and labels again, which costs more than drawing the curves."""
+        now = time.monotonic()
+        if now < self._next_fit:
+            return
+        self._next_fit = now + RANGE_EVERY_S
+        shown = self.y[:, self.y.shape[1] - self.filled:]
+        for plot, rows in zip(self.plots, (shown[:4], shown[4:])):
+            lo, hi = float(rows.min()), float(rows.max())
+            pad = max(0.05 * (hi - lo), 0.1)
+            (cur_lo, cur_hi) = plot.viewRange()[1]
+            # Grow at once; shrink only when the data uses well under the range shown.
+            if lo < cur_lo or hi > cur_hi or (hi - lo + 2 * pad) < 0.6 * (cur_hi - cur_lo):
+                plot.setYRange(lo - pad, hi + pad, padding=0)
+
+
+class Timeline:
+    """Coloured bands of the predicted activity over the plotted span: each prediction holds until the next."""
+
+    RESOLUTION = 4  # image columns per prediction step
+
+    def __init__(self, plot: pg.PlotItem, seconds: float) -> None:
+        self.plot, self.seconds = plot, seconds
+        plot.getAxis("left").setTicks([[(0.5, "activity")]])
+        plot.getAxis("left").setWidth(AXIS_WIDTH)
+        plot.hideAxis("bottom")
+        plot.setMouseEnabled(x=False, y=False)
+        plot.setYRange(0, 1, padding=0)
+        plot.setMaximumHeight(50)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        plot.addItem(self.image)
+        self.reset(50.0, 16, ())
+
+    def reset(self, rate_hz: float, step: int, classes) -> None:
+        self.dt = step / rate_hz                      # seconds between predictions
+        keep = int(np.ceil(self.seconds / self.dt)) + 2
+        self.t = np.full(keep, -1e12)                 # board time of the predictions kept, a ring
+        self.which = np.zeros(keep, dtype=np.int64)
+        self.next = 0
+        self.lut = np.array([class_colour(c, classes) for c in classes] + [UNCERTAIN_COLOUR, (20, 20, 20)],
+                            dtype=np.uint8)
+        self.codes = {c: i for i, c in enumerate(classes)}
+        columns = max(2, int(np.ceil(self.seconds / self.dt * self.RESOLUTION)))
+        self.centres = -self.seconds + (np.arange(columns) + 0.5) * self.seconds / columns
+        self.rgb = np.zeros((1, columns, 3), dtype=np.uint8)
+        self.image.setImage(self.rgb, autoLevels=False)
+        self.image.setRect(QtCore.QRectF(-self.seconds, 0, self.seconds, 1))
+
+    def add(self, predictions) -> None:
+        for p in predictions:  # a few a second
+            self.t[self.next % self.t.size] = p.t
+            self.which[self.next % self.t.size] = self.codes.get(p.label, len(self.codes))
+            self.next += 1
+
+    def draw(self, newest_t: float) -> None:
+        """Colour each column by the prediction in force at its time before the newest sample."""
+        order = np.roll(np.arange(self.t.size), -(self.next % self.t.size))  # oldest first
+        t, which = self.t[order], self.which[order]
+        i = np.searchsorted(t, newest_t + self.centres, side="right") - 1
+        shown = (i >= 0) & (newest_t + self.centres - t[np.maximum(i, 0)] < 2 * self.dt)
+        rgb = self.lut[np.where(shown, which[np.maximum(i, 0)], len(self.lut) - 1)]
+        if not np.array_equal(rgb, self.rgb[0]):  # bands move a column at a time, not every frame
+            self.rgb[0] = rgb
+            self.image.setImage(self.rgb, autoLevels=False)
+
+
+class ProbabilityBars:
+    """A horizontal bar per class, its length the smoothed probability; coloured like the timeline."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot = plot
+        plot.setXRange(0, 1, padding=0.02)
+        plot.setMouseEnabled(x=False, y=False)
+        plot.setLabel("bottom", "probability")
+        plot.showGrid(x=True, alpha=0.2)
+        plot.invertY(True)  # the first class on top
+        self.bars: pg.BarGraphItem | None = None
+        self.classes: tuple = ()
+        self.values = np.zeros(0)
+
+    def reset(self, classes) -> None:
+        self.classes = tuple(classes)
+        if self.bars is not None:
+            self.plot.removeItem(self.bars)
+        self.values = np.zeros(len(classes))
+        brushes = [pg.mkBrush(*class_colour(c, classes)) for c in classes]
+        self.bars = pg.BarGraphItem(x0=0, y=np.arange(len(classes)), width=self.values, height=0.7, brushes=brushes)
+        self.plot.addItem(self.bars)
+        self.plot.getAxis("left").setTicks([[(i, c) for i, c in enumerate(classes)]])
+        self.plot.setYRange(-0.6, max(len(classes), 1) - 0.4, padding=0)
+
+    def show(self, proba: np.ndarray) -> None:
+        self.values = np.asarray(proba, dtype=np.float64)
+        self.bars.setOpts(width=self.values)
