@@ -388,3 +388,17 @@ def test_record_stores_the_calibration_the_loader_would_estimate(tmp_path):
     np.testing.assert_allclose(stored["gravity"], rec.calibration.gravity, atol=1e-4)
     np.testing.assert_allclose(stored["gyro_bias"], rec.calibration.gyro_bias, atol=1e-4)
     assert stored["source"] == rec.calibration.source
+
+
+def test_the_calibration_taken_while_recording_is_the_one_of_all_the_samples():
+    """Found block by block in bounded memory, yet exactly what `calibration.estimate` says of the whole."""
+    from harduino import calibration
+    from harduino.recording import StillWatch
+
+    raw, _ = simboard.synth_script([("walking", 7), ("still", 5), ("walking", 6), ("still", 4)], 50, subject=1, seed=2)
+    si, t = raw * SCALE, np.arange(len(raw)) / 50
+    watch = StillWatch(50.0)
+    for i in range(0, len(si), 7):  # as the polls bring them
+        watch.add(t[i:i + 7], si[i:i + 7])
+    assert watch.done  # the first still stretch ended: nothing more is held
+    assert watch.finish() == calibration.estimate(t, si, 50) and "at 7.0 s" in watch.found.source

@@ -29,33 +29,44 @@ class StillWatch:
 
     Samples are kept until the first still stretch has ended; while none has
     begun, only the last few seconds (whole 0.5 s blocks, so the blocks line up
-    with the file's) are kept.
+    with the file's) are kept. They are looked at once a second of samples.
     """
 
     def __init__(self, rate_hz: float) -> None:
         self.rate_hz = rate_hz
         self.per = calibration.still_blocks(np.zeros((0, 6)), rate_hz)[1]
-        self.keep_blocks = int(np.ceil(calibration.STILL_S * rate_hz / self.per)) + 1
-        self.t, self.si = np.zeros(0), np.zeros((0, 6))
+        self.keep = (int(np.ceil(calibration.STILL_S * rate_hz / self.per)) + 1) * self.per
+        self._t, self._si, self._new = [], [], 0
         self.found: calibration.Calibration | None = None
         self.done = False
 
     def add(self, t: np.ndarray, si: np.ndarray) -> None:
         if self.done:
             return
-        self.t, self.si = np.concatenate([self.t, t]), np.concatenate([self.si, si])
-        whole = len(self.si) // self.per * self.per
-        still = calibration.find_still(self.si[:whole], self.rate_hz)
+        self._t.append(t)
+        self._si.append(si)
+        self._new += len(t)
+        if self._new < 2 * self.per:
+            return
+        self._new = 0
+        t, si = self._joined()
+        whole = len(si) // self.per * self.per
+        still = calibration.find_still(si[:whole], self.rate_hz)
         if still is not None and still[1] < whole:  # a stretch that has ended: its estimate cannot change
             self.finish()
-        elif still is None and whole > self.keep_blocks * self.per:
-            cut = whole - self.keep_blocks * self.per
-            self.t, self.si = self.t[cut:], self.si[cut:]
+        elif still is None and whole > self.keep:
+            self._t, self._si = [t[whole - self.keep:]], [si[whole - self.keep:]]
+
+    def _joined(self) -> tuple[np.ndarray, np.ndarray]:
+        t, si = np.concatenate(self._t), np.concatenate(self._si)
+        self._t, self._si = [t], [si]
+        return t, si
 
     def finish(self) -> calibration.Calibration | None:
         if not self.done:
-            self.found = calibration.estimate(self.t, self.si, self.rate_hz) if len(self.t) else None
-            self.done, self.t, self.si = True, np.zeros(0), np.zeros((0, 6))
+            t, si = self._joined() if self._t else (np.zeros(0), np.zeros((0, 6)))
+            self.found = calibration.estimate(t, si, self.rate_hz) if len(t) else None
+            self.done, self._t, self._si = True, [], []
         return self.found
 
 
