@@ -298,8 +298,9 @@ def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
         raise SystemExit(f"no board info from {port}")
     ticks.clear()
     painting.clear()
-    since, seen = time.monotonic(), window.session.history.count
+    since, seen, gui = time.monotonic(), window.session.history.count, time.thread_time()
     cpu = cpu_percent(run_qt, seconds)
+    gui = time.thread_time() - gui
     wall = time.monotonic() - since
     predicted = window.session.history.since(seen)
     predicting = sum(p.window_ms + p.model_ms + p.smooth_ms for p in predicted) / 1e3
@@ -310,7 +311,7 @@ def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
     if error:
         raise SystemExit(f"no predictions: {error}")
     ms = np.array(ticks) * 1e3
-    share = {"painting": sum(painting), "ticks": sum(ticks), "predicting": predicting}
+    share = {"gui": gui, "painting": sum(painting), "ticks": sum(ticks), "predicting": predicting}
     return dict(cpu=cpu, fps=paints.fps(since), p50=float(np.percentile(ms, 50)), p99=float(np.percentile(ms, 99)),
                 size=size, share={k: 100 * v / wall for k, v in share.items()})
 
@@ -381,10 +382,11 @@ def main() -> None:
             print(f"  CPU with the dashboard: {d['cpu']:5.1f} % of one core, {ratio(d['cpu'], s_cpu)} the scroller; "
                   f"fps at {rate} Hz: {d['fps']:.1f} (tick p50 {d['p50']:.2f} ms, p99 {d['p99']:.2f} ms)")
             share = d["share"]
-            rest = d["cpu"] - sum(share.values()) - r_cpu
-            print("    where it goes, % of one core: " + ", ".join(f"{k} {v:.1f}" for k, v in share.items())
-                  + f", the reader thread {r_cpu:.1f} (alone, below), the rest (Qt's event loop, text panels) "
-                  f"{rest:.1f}")
+            gui_rest = share["gui"] - share["painting"] - share["ticks"]
+            print(f"    where it goes, % of one core: the GUI thread {share['gui']:.1f} (painting the plots "
+                  f"{share['painting']:.1f}, ticks {share['ticks']:.1f}, the rest {gui_rest:.1f}: Qt's event loop, "
+                  f"the bars and the text panels), the other threads {d['cpu'] - share['gui']:.1f} (the predictor's "
+                  f"windows by its own clock {share['predicting']:.1f}, a reader alone {r_cpu:.1f}, below)")
             print(f"  plain pyserial loop (read(in_waiting) + struct.unpack per frame): {p_cpu:5.2f} % of one core "
                   f"({p_frames} frames)")
             print(f"  harduino reader: {r_cpu:5.2f} % of one core, {ratio(r_cpu, p_cpu)} the pyserial loop "

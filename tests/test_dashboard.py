@@ -279,3 +279,28 @@ def test_a_hidden_or_minimised_dashboard_draws_nothing_then_shows_every_sample(q
         # The bars and the activity show the newest prediction again.
         assert window.bars.values == pytest.approx(window.session.history.since(window._seen - 1)[0].proba)
     window.close()
+
+
+def test_a_one_sample_spike_shows_when_the_plot_has_fewer_pixels_than_samples(qapp):
+    import pyqtgraph as pg
+
+    from harduino.live.plots import ScrollingCurves
+    widget = pg.PlotWidget()
+    widget.resize(400, 300)
+    plot = widget.getPlotItem()
+    item = ScrollingCurves(["#ff0000"])
+    plot.addItem(item)
+    plot.setXRange(-10, 0, padding=0)
+    plot.setYRange(-1, 11, padding=0)
+    n = 10_000  # 10 s at 1 kHz: some 30 samples a pixel column
+    rows = np.zeros((1, n))
+    rows[0, 6543] = 10.0
+    widget.show()
+    item.set_data((np.arange(n) - (n - 1)) / 1000, rows)
+    qapp.processEvents()
+    image = widget.grab().toImage().convertToFormat(QtGui.QImage.Format_RGB32)
+    pixels = np.frombuffer(image.bits().asstring(image.byteCount()), np.uint8).reshape(image.height(), -1, 4)
+    red = (pixels[..., 2] > 200) & (pixels[..., 1] < 60)
+    rows_with_red = np.flatnonzero(red.any(axis=1))
+    # The line at 0 and the spike's peak near 10: red pixels span most of the plot's height.
+    assert rows_with_red.size and rows_with_red.max() - rows_with_red.min() > 0.6 * plot.vb.height()

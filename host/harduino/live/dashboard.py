@@ -255,9 +255,9 @@ class Dashboard(QtWidgets.QMainWindow):
         if new:
             p = new[-1]
             self.bars.show(p.proba)
-            colour = "#%02x%02x%02x" % class_colour(p.label, p.classes)
-            self.activity_label.setText(p.label.upper())
-            self.activity_label.setStyleSheet(f"color: {colour}")
+            if self.activity_label.text() != p.label.upper():  # a style sheet costs a re-layout: on changes only
+                self.activity_label.setText(p.label.upper())
+                self.activity_label.setStyleSheet("color: #%02x%02x%02x" % class_colour(p.label, p.classes))
             self.confidence_label.setText(f"{100 * p.confidence:.0f} % confident")
         self.timeline.draw(float(reader.buffer.latest(1).t_us[-1]) / 1e6)
 
