@@ -30,10 +30,11 @@ __all__ = ["INFO_TIMEOUT_S", "READ_INTERVAL_S", "Block", "LinkStats", "Reader", 
 
 
 INFO_TIMEOUT_S = 5.0  # a board answers `info` within milliseconds; a silent port is not a board
-# Read at most once a dashboard frame (30 fps). A wake-up after sleeping costs the same few
+# Read at most once a dashboard frame (33 fps: the dashboard draws when samples come, so reads
+# at 30 a second would show a little under 30 fps). A wake-up after sleeping costs the same few
 # hundred µs of cold-cache work whether it brings one frame or ten, so at 100 Hz reading each
 # frame as it comes would cost 5x the CPU for latency nobody sees. Slower streams wait not at all.
-READ_INTERVAL_S = 1 / 30
+READ_INTERVAL_S = 1 / 33
 
 # ---------------------------------------------------------------- link statistics
 
