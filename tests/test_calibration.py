@@ -153,3 +153,27 @@ def test_the_rotation_check_is_printed_beside_the_plain_score_and_catches_inputs
     assert turned >= plain - 0.03 and plain >= 0.9
     turned, plain = turned_f1("--channels", "all")  # raw axes: a turned board fools the model
     assert turned < plain - 0.1
+
+
+def test_live_with_a_body_model_asks_the_wearer_to_stand_still_then_predicts(tmp_path, monkeypatch, capsys):
+    from harduino.cli import main
+    from harduino.models import save_bundle
+
+    recordings = dataset.load_recordings(SIM)
+    ws = dataset.window_dataset(recordings, "body")
+    est = fit_estimator(make_estimator("logreg", "body", rate_hz=ws.rate_hz), ws.X, ws.y)
+    bundle = save_bundle(est, tmp_path / "body", dict(architecture="logreg", channel_set="body", window=32,
+                                                       step=16, rate_hz=ws.rate_hz))
+    raw, _ = simboard.synth_script([("walking", 3.0), ("still", 5.0), ("walking", 4.0)], 50, subject=6, seed=7)
+    info = protocol.BoardInfo(rate_hz=50)
+    t_us = 1_000_000 + np.arange(len(raw)) * 20_000
+    log = tmp_path / "walk-stand-walk.bin"
+    log.write_bytes(protocol.encode_info(info) + protocol.encode_samples(np.arange(len(raw)), t_us, raw))
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["live", f"replay://{log}?speed=4", "--model", str(bundle)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "harduino live: waiting for the wearer to stand still for a few seconds (calibration)"
+    times = [float(line.split()[0]) for line in lines[2:-1]]
+    labels = [line.split()[2] for line in lines[2:-1]]
+    assert times and labels[-1] == "walking"  # calibrated on the still stretch, then predicting

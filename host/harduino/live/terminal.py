@@ -64,6 +64,8 @@ def health(session: LiveSession) -> str:
         p: PredictorStats = session.predictor.stats()
         ms = (lambda x: "n/a" if x is None else f"{x:.1f}")
         text += f"; latency p50 {ms(p.latency_p50_ms)} p99 {ms(p.latency_p99_ms)} ms, {p.skipped} skipped"
+        if p.waiting_for:
+            text += f"; waiting for {p.waiting_for}"
     if not stats.connected and stats.note and stats.note != "end of stream":
         text += f" ({stats.note})"
     return text
@@ -82,9 +84,14 @@ class LineView:
         self._label: str | None = None
         self._next = 0.0
         self._t0: float | None = None
+        self._asked = False
         print(f"harduino live: {session.url} with model {session.model_name}", file=out, flush=True)
 
     def update(self, new: list[Prediction], final: bool = False) -> None:
+        waiting = self.session.predictor.waiting_for if self.session.predictor is not None else None
+        if waiting and not self._asked:  # a model of the "body" channels needs the wearer's calibration first
+            print(f"harduino live: waiting for {waiting}", file=self.out, flush=True)
+            self._asked = True
         for p in new:  # by board time, so a replay at any speed prints the same timeline
             if self._t0 is None:
                 self._t0 = p.t
