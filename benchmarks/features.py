@@ -12,16 +12,16 @@ import time
 
 import numpy as np
 
-from harduino import calibration, dataset, features, protocol, simboard
+from harduino import calibration, dataset, features, motion, protocol
 
 RATE = 100
 
 
 def hour_of_samples(seconds: float) -> np.ndarray:
     n = int(seconds * RATE)
-    per = n // len(simboard.ACTIVITIES)
-    parts = [simboard.synth_activity(a, per, RATE, subject=1, t0=i * per / RATE)
-             for i, a in enumerate(simboard.ACTIVITIES)]
+    per = n // len(motion.ACTIVITIES)
+    parts = [motion.synth_activity(a, per, RATE, subject=1, t0=i * per / RATE)
+             for i, a in enumerate(motion.ACTIVITIES)]
     return np.vstack(parts) * protocol.BoardInfo().si_scale
 
 

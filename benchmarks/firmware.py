@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 
-from harduino import firmware, protocol, simboard
+from harduino import firmware, motion, protocol
 from harduino.transport import open_port
 
 FRAME_BYTES = protocol.SAMPLE_FRAME_LEN
-ROWS = simboard.synth_activity("running", 2000, 100, subject=2, seed=5)
+ROWS = motion.synth_activity("running", 2000, 100, subject=2, seed=5)
 
 
 class Stream:

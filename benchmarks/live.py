@@ -31,10 +31,8 @@ in the output), since a model only applies to data at its own rate.
 from __future__ import annotations
 
 import argparse
-import binascii
 import contextlib
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -44,10 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harduino import protocol, simboard
+from harduino import motion, protocol
 from harduino.dataset import select_channels, windows
 from harduino.models import fit_estimator, load_bundle, make_estimator, save_bundle
 from harduino.shipped import default_model
+
+from decode import struct_frames  # the plain frame loop, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = default_model()
@@ -67,8 +67,8 @@ def model_for_rate(default_path: Path, rate_hz: int, folder: Path, seconds_per_c
         return default_path, f"{shown(default_path)} ({default.arch})"
     X, y = [], []
     for subject in (1, 2, 3):
-        for activity in simboard.ACTIVITIES:
-            raw = simboard.synth_activity(activity, int(seconds_per_class * rate_hz), rate_hz, subject=subject)
+        for activity in motion.ACTIVITIES:
+            raw = motion.synth_activity(activity, int(seconds_per_class * rate_hz), rate_hz, subject=subject)
             w = windows(select_channels(raw * protocol.BoardInfo().si_scale, default.channel_set, rate_hz),
                         default.window, default.step)
             X.append(w)
@@ -159,7 +159,7 @@ def plain_scroller(rate_hz: int, span_s: float, size, seconds: float, settle: fl
     from PyQt5 import QtCore
 
     n = int(round(span_s * rate_hz))
-    si = simboard.synth_activity("walking", n + int((settle + seconds + 2) * rate_hz), rate_hz) * \
+    si = motion.synth_activity("walking", n + int((settle + seconds + 2) * rate_hz), rate_hz) * \
         protocol.BoardInfo().si_scale
     source = np.vstack([si[:, :3].T, np.linalg.norm(si[:, :3], axis=1), si[:, 3:].T, np.linalg.norm(si[:, 3:], axis=1)])
     data, x = source[:, :n].copy(), (np.arange(n) - (n - 1)) / rate_hz
@@ -198,9 +198,6 @@ def plain_scroller(rate_hz: int, span_s: float, size, seconds: float, settle: fl
     return cpu, paints.fps(since)
 
 
-_FRAME = struct.Struct("<HBHIhhhhhhH")  # sync, type, seq, t_us, 6 counts, CRC
-
-
 def plain_pyserial(port: str, seconds: float, settle: float) -> tuple[float, int]:
     """(CPU %, frames) of a plain pyserial loop: read what is waiting, then one struct.unpack per frame."""
     import serial
@@ -212,20 +209,9 @@ def plain_pyserial(port: str, seconds: float, settle: float) -> tuple[float, int
     def loop():
         buf = b""
         while not stop.is_set():
-            buf += ser.read(ser.in_waiting or 1)
-            i = 0
-            while True:
-                i = buf.find(protocol.SYNC, i)
-                if i < 0 or i + _FRAME.size > len(buf):
-                    break
-                frame = _FRAME.unpack_from(buf, i)
-                if binascii.crc_hqx(buf[i + 2 : i + _FRAME.size - 2], 0) == frame[-1]:
-                    samples.append(frame[2:10])
-                    frames[0] += 1
-                    i += _FRAME.size
-                else:
-                    i += 1
-            buf = buf[i:] if i >= 0 else buf[-1:]
+            found, buf = struct_frames(buf + ser.read(ser.in_waiting or 1))
+            samples.extend(frame[2:10] for frame in found)
+            frames[0] += len(found)
             del samples[:-1000]  # a consumer keeps the last seconds
 
     thread = threading.Thread(target=loop, daemon=True)

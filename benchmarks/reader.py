@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harduino import protocol, simboard, transport
+from harduino import motion, protocol, transport
 from harduino.reader import READ_INTERVAL_S, Reader
 
 RATE_HZ = 100
@@ -62,7 +62,7 @@ def cpu_use_separate_board(seconds: float) -> tuple[float, int, int]:
 def latency(samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Seconds from os.write of each frame to its arrival (read returned) and to its being in the buffer."""
     master, slave = os.openpty()
-    raw = simboard.synth_activity("walking", samples, RATE_HZ)
+    raw = motion.synth_activity("walking", samples, RATE_HZ)
     written = np.full(samples, np.nan)
     visible = np.full(samples, np.nan)
     reader = Reader(os.ttyname(slave))
@@ -97,7 +97,7 @@ def replay_peak_mb(megabytes: int, folder: Path) -> tuple[float, float]:
     """(peak MB allocated, s to open) for a replay of a log of about this size, played for a second."""
     path = folder / f"log-{megabytes}.bin"
     per_block = 1 << 20  # samples a write
-    raw = simboard.synth_activity("walking", per_block, 50)
+    raw = motion.synth_activity("walking", per_block, 50)
     with open(path, "wb") as f:
         f.write(protocol.encode_info(protocol.BoardInfo()))
         k = 0

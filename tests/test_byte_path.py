@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harduino import cli, protocol, simboard
+from harduino import cli, motion, protocol
 from harduino.reader import Reader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +20,7 @@ INFO = protocol.encode_info(protocol.BoardInfo())
 
 def board_log(n: int, seq0: int = 0, rate_hz: int = 50) -> bytes:
     """n sample frames of a walking subject, as the board sends them."""
-    raw = simboard.synth_activity("walking", n, rate_hz, subject=1, seed=4, t0=seq0 / rate_hz)
+    raw = motion.synth_activity("walking", n, rate_hz, subject=1, seed=4, t0=seq0 / rate_hz)
     seq = seq0 + np.arange(n)
     return protocol.encode_samples(seq, seq * (1_000_000 // rate_hz), raw)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from harduino import calibration, dataset, protocol, simboard
+from harduino import calibration, dataset, motion, protocol
 from harduino.errors import UserError
 from harduino.models import ARCHITECTURES, DEEP, fit_estimator, make_estimator
 from harduino.recording import Recording, RecordingNote, load_recording, write_recording
@@ -26,7 +24,7 @@ def sim_session(script: list[tuple[str, float]], subject: int, rate: float = 50.
     parts, labels, t0 = [], [], 0.0
     for activity, seconds in script:
         n = int(seconds * rate)
-        parts.append(simboard.synth_activity(activity, n, rate, subject=subject, t0=t0) * SCALE)
+        parts.append(motion.synth_activity(activity, n, rate, subject=subject, t0=t0) * SCALE)
         labels += [activity] * n
         t0 += n / rate
     si = np.vstack(parts)
@@ -38,7 +36,7 @@ def sim_session(script: list[tuple[str, float]], subject: int, rate: float = 50.
 def test_the_calibration_is_where_gravity_points_and_the_gyros_bias_while_standing_still():
     rec = sim_session([("walking", 2), ("still", 5), ("running", 3)], subject=3)
     found = calibration.estimate(rec.t, rec.si, rec.rate_hz)
-    profile = simboard.subject_profile(3)
+    profile = motion.subject_profile(3)
     upright = profile.orientation @ [0.0, 0.0, protocol.GRAVITY] + profile.accel_bias
     assert np.degrees(np.arccos(np.dot(found.gravity, upright / np.linalg.norm(upright)))) < 1.0
     assert np.allclose(found.gyro_bias, profile.gyro_bias, atol=np.radians(0.4))  # the still drift is 0.3 °/s
@@ -164,7 +162,7 @@ def test_live_with_a_body_model_asks_the_wearer_to_stand_still_then_predicts(tmp
     est = fit_estimator(make_estimator("logreg", "body", rate_hz=ws.rate_hz), ws.X, ws.y)
     bundle = save_bundle(est, tmp_path / "body", dict(architecture="logreg", channel_set="body", window=32,
                                                        step=16, rate_hz=ws.rate_hz))
-    raw, _ = simboard.synth_script([("walking", 3.0), ("still", 5.0), ("walking", 4.0)], 50, subject=6, seed=7)
+    raw, _ = motion.synth_script([("walking", 3.0), ("still", 5.0), ("walking", 4.0)], 50, subject=6, seed=7)
     info = protocol.BoardInfo(rate_hz=50)
     t_us = 1_000_000 + np.arange(len(raw)) * 20_000
     log = tmp_path / "walk-stand-walk.bin"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.pipeline import make_pipeline
 
-from harduino import calibration, dataset, protocol, simboard
+from harduino import calibration, dataset, motion, protocol
 from harduino.dataset import ChannelScaler
 from harduino.errors import UserError
 from harduino.recording import Recording, write_recording
@@ -25,7 +25,7 @@ def make_recording(si, labels, subject="s1", session="a", rate=50.0, t=None) -> 
 
 def sim_recording(activity, subject, seconds=8.0, seed=0, rate=50.0) -> Recording:
     n = int(seconds * rate)
-    raw = simboard.synth_activity(activity, n, rate, subject=subject, seed=seed)
+    raw = motion.synth_activity(activity, n, rate, subject=subject, seed=seed)
     return make_recording(raw * SCALE, [activity] * n, subject=f"s{subject}", session=f"s{subject}-{activity}",
                           rate=rate)
 
@@ -61,7 +61,7 @@ def test_too_few_samples_give_no_window():
 
 
 def test_a_stream_fed_in_pieces_gives_the_channels_of_one_pass():
-    si = simboard.synth_activity("walking", 500, 50, subject=1) * SCALE
+    si = motion.synth_activity("walking", 500, 50, subject=1) * SCALE
     upright = calibration.Calibration((0.0, 0.0, 1.0), (0.001, -0.002, 0.0), "test")
     for channel_set in dataset.CHANNEL_SETS:
         whole = dataset.select_channels(si, channel_set, 50, upright)
@@ -107,7 +107,7 @@ def test_no_window_crosses_a_session_boundary_or_a_gap():
 
 
 def test_pure_policy_drops_mixed_and_unlabelled_windows():
-    raw, labels = simboard.synth_script([("still", 4), ("walking", 4)], 50, subject=2)
+    raw, labels = motion.synth_script([("still", 4), ("walking", 4)], 50, subject=2)
     labels = labels.copy()
     labels[:40] = ""
     rec = make_recording(raw * SCALE, labels)
@@ -131,7 +131,7 @@ def test_mixed_sample_rates_are_refused_naming_the_files():
 
 def test_load_recordings_from_a_folder(tmp_path):
     for subject in ("s1", "s2"):
-        raw = simboard.synth_activity("running", 100, 50, subject=int(subject[1]))
+        raw = motion.synth_activity("running", 100, 50, subject=int(subject[1]))
         write_recording(tmp_path, f"{subject}_running", np.arange(100) / 50, raw * SCALE, "running",
                         {"subject": subject, "rate_hz": 50})
     recs = dataset.load_recordings(tmp_path)
@@ -243,7 +243,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 def test_shipped_sim_data_is_every_subject_doing_every_activity_with_raw_logs():
     recs = dataset.load_recordings(DATA / "sim")
     pairs = {(r.subject, str(r.labels[0])) for r in recs}
-    assert pairs == {(f"s{s}", a) for s in range(1, 6) for a in simboard.ACTIVITIES}
+    assert pairs == {(f"s{s}", a) for s in range(1, 6) for a in motion.ACTIVITIES}
     for rec in recs:
         assert rec.rate_hz == 50 and len(rec) >= 32 * 10 and set(rec.labels) == {rec.labels[0]}
         assert rec.meta["board"]["sensor"] == "MPU-6050"

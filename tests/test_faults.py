@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harduino import firmware, protocol, simboard, transport
+from harduino import firmware, motion, protocol, transport
 from harduino.reader import Reader
 from harduino.recording import RecordingNote, load_recording
 from harduino.simboard import PtyBoard
@@ -115,7 +115,7 @@ def test_recording_survives_the_port_vanishing_and_coming_back(tmp_path):
     # Every sample holds what the board sent at that sequence number, before and after the gap.
     for part in (slice(0, cut), slice(cut, len(rec))):
         seq = rec.seq[part]
-        sent = simboard.synth_activity("walking", len(seq), rate, subject=2, seed=4, t0=int(seq[0]) / rate)
+        sent = motion.synth_activity("walking", len(seq), rate, subject=2, seed=4, t0=int(seq[0]) / rate)
         assert np.array_equal(raw_counts(rec.si[part]), sent)
     # Board time runs on through the gap: t is monotonic and the gap shows in it.
     assert np.all(np.diff(rec.t) > 0)
@@ -131,7 +131,7 @@ def test_recording_survives_the_port_vanishing_and_coming_back(tmp_path):
 # ---------------------------------------------------------------- 2. the real firmware killed and restarted
 
 def test_reader_follows_the_firmware_through_a_kill_and_restart(tmp_path, elf):
-    rows = simboard.synth_activity("running", 500, 50, subject=1, seed=6)
+    rows = motion.synth_activity("running", 500, 50, subject=1, seed=6)
     link = tmp_path / "board"
     first = firmware.FirmwareBoard(rows, realtime=False, elf=elf)
     second = None
@@ -178,8 +178,8 @@ def test_recording_continues_through_a_board_reset(tmp_path):
     rate = 50
     info = protocol.BoardInfo()
     n1, n2 = 120, 90  # 2.4 s, then the board restarts and counts from 0 again
-    raw1 = simboard.synth_activity("waving", n1, rate, subject=5, seed=1)
-    raw2 = simboard.synth_activity("jumping", n2, rate, subject=5, seed=1)
+    raw1 = motion.synth_activity("waving", n1, rate, subject=5, seed=1)
+    raw2 = motion.synth_activity("jumping", n2, rate, subject=5, seed=1)
     period = 1_000_000 // rate
     log = tmp_path / "reset.bin"
     log.write_bytes(
@@ -244,7 +244,7 @@ def test_a_full_disk_reports_no_sample_that_is_not_on_disk(tmp_path):
         rec = load_recording(only(kept, "*.csv"))
     assert len(rec) >= saved[-1] > 0  # every sample reported saved is on disk
     k = rec.seq - rec.seq[0]
-    sent = simboard.synth_activity("waving", int(k[-1]) + 1, 1000, subject=1, seed=2, t0=rec.seq[0] / 1000)
+    sent = motion.synth_activity("waving", int(k[-1]) + 1, 1000, subject=1, seed=2, t0=rec.seq[0] / 1000)
     assert np.array_equal(raw_counts(rec.si), sent[k])
     assert sorted(p.suffix for p in kept.iterdir()) == [".bin", ".csv", ".json"]  # no half-written leftovers
 
@@ -301,14 +301,14 @@ def test_a_board_swapped_for_one_at_another_rate_continues_in_a_new_linked_recor
         chunk = protocol.Decoder().feed(rec.path.with_suffix(".bin").read_bytes())
         assert chunk.infos[0][0] == 0 and {info.rate_hz for _, info in chunk.infos} == {rate}
         assert np.array_equal(chunk.raw, raw_counts(rec.si)) and np.all(np.diff(chunk.seq) == 1)
-        sent = simboard.synth_activity("walking", len(rec), rate, subject=subject, seed=seed, t0=chunk.seq[0] / rate)
+        sent = motion.synth_activity("walking", len(rec), rate, subject=subject, seed=seed, t0=chunk.seq[0] / rate)
         assert np.array_equal(raw_counts(rec.si), sent)
 
 
 def test_a_reset_into_another_rate_is_never_windowed_at_the_old_one(tmp_path):
     fast, slow = protocol.BoardInfo(rate_hz=100), protocol.BoardInfo(rate_hz=50)
-    raw1 = simboard.synth_activity("waving", 150, 100, subject=5, seed=1)
-    raw2 = simboard.synth_activity("waving", 100, 50, subject=5, seed=1)
+    raw1 = motion.synth_activity("waving", 150, 100, subject=5, seed=1)
+    raw2 = motion.synth_activity("waving", 100, 50, subject=5, seed=1)
     log = tmp_path / "reset.bin"
     log.write_bytes(protocol.encode_info(fast) + protocol.encode_samples(np.arange(150), np.arange(150) * 10_000, raw1)
                     + protocol.encode_info(slow)  # the board came back at 50 Hz

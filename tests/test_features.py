@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harduino import dataset, features, protocol, simboard
+from harduino import dataset, features, motion, protocol
 from harduino.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,8 +87,8 @@ def test_features_separate_activities_of_an_unseen_subject():
 
     def windows_of(subject):
         X, y = [], []
-        for activity in simboard.ACTIVITIES:
-            si = simboard.synth_activity(activity, 400, 50, subject=subject) * scale
+        for activity in motion.ACTIVITIES:
+            si = motion.synth_activity(activity, 400, 50, subject=subject) * scale
             w = dataset.windows(dataset.select_channels(si, "all"))
             X.append(w)
             y += [activity] * len(w)

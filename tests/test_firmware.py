@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harduino import firmware, protocol, simboard
+from harduino import firmware, motion, protocol
 from harduino.errors import UserError
 from harduino.reader import Reader
 from harduino.transport import open_port
@@ -32,7 +32,7 @@ EXPECTED_SCALE = np.array([protocol.GRAVITY / 16384] * 3 + [np.radians(1) / 131]
 @pytest.fixture(scope="module")
 def rows() -> np.ndarray:
     """Walking, as the sim:// generator makes it, led by extremes that catch byte-order and sign slips."""
-    walking = simboard.synth_activity("walking", 400, 50, subject=1, seed=3)
+    walking = motion.synth_activity("walking", 400, 50, subject=1, seed=3)
     extremes = np.array([[-32768, 32767, -1, 1, 256, -256], [0x1234, -0x1234, 0x00FF, -0x0100, 0x7F00, -2]],
                         dtype=np.int16)
     return np.vstack([extremes, walking])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harduino import cli, protocol, simboard
+from harduino import cli, motion, protocol
 from harduino.dataset import window_labels
 from harduino.live.predictor import UNCERTAIN, Predictor, decide, gap_end, smooth
 from harduino.live.session import LiveSession
@@ -29,7 +29,7 @@ REPLAY_SPEED = 4  # 23 s of board time in under 6 s, with room for every window 
 
 def write_scripted_log(path: Path, script=SCRIPT, rate_hz: int = RATE_HZ, subject: int = 6, seed: int = 7):
     """A raw serial log of a scripted session, as the board sends it; returns its per-sample labels and SI."""
-    raw, labels = simboard.synth_script(script, rate_hz, subject=subject, seed=seed)
+    raw, labels = motion.synth_script(script, rate_hz, subject=subject, seed=seed)
     n = len(raw)
     info = protocol.BoardInfo(rate_hz=rate_hz)
     t_us = 1_000_000 + np.round(np.arange(n) * 1e6 / rate_hz).astype(np.int64)

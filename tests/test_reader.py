@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from harduino import protocol, simboard, transport
+from harduino import motion, protocol, transport
 from harduino.reader import Reader, SampleBuffer
 from harduino.simboard import PtyBoard
 
@@ -85,7 +85,7 @@ def test_sim_through_the_reader_is_evenly_spaced_continuous_and_in_si():
     assert np.all(np.diff(block.t_us) == 20_000)  # exactly 1/rate in board time
     assert np.all(np.diff(block.seq) == 1) and reader.stats().lost == 0
     assert reader.info.rate_hz == 50 and np.all(np.diff(block.host_t) >= 0)
-    raw = simboard.synth_activity("waving", len(block), 50, subject=3, seed=1)
+    raw = motion.synth_activity("waving", len(block), 50, subject=3, seed=1)
     assert np.array_equal(block.si, raw * reader.info.si_scale)  # SI = raw × the info frame's scale
     stats = reader.stats()
     assert not stats.connected and stats.samples == len(block) and stats.crc_errors == 0

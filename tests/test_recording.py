@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harduino import dataset, protocol, simboard
+from harduino import dataset, motion, protocol
 from harduino.errors import UserError
 from harduino.reader import Reader
 from harduino.recording import RecordingNote, load_recording, write_recording
@@ -44,7 +44,7 @@ def only(folder: Path, pattern: str) -> Path:
 # ---------------------------------------------------------------- the format
 
 def test_written_recording_loads_back(tmp_path):
-    raw = simboard.synth_activity("jumping", 250, 50, subject=4)
+    raw = motion.synth_activity("jumping", 250, 50, subject=4)
     labels = np.array(["jumping"] * 200 + [""] * 50)
     path = write_recording(tmp_path, "s4_jumping_x", np.arange(250) / 50, raw * SCALE, labels,
                            {"subject": "s4", "rate_hz": 50})
@@ -78,7 +78,7 @@ def test_a_recording_stopped_before_its_first_sample_loads_empty(tmp_path):
 
 
 def test_half_written_last_line_is_skipped_with_a_note(tmp_path):
-    raw = simboard.synth_activity("walking", 40, 50)
+    raw = motion.synth_activity("walking", 40, 50)
     path = write_recording(tmp_path, "cut", np.arange(40) / 50, raw * SCALE, "walking",
                            {"subject": "s0", "rate_hz": 50})
     with open(path, "a") as f:
@@ -148,7 +148,7 @@ def test_recorder_killed_with_sigkill_leaves_every_sample_it_reported(tmp_path):
     assert len(rec) >= n
     # the first N rows are the samples the board sent, from the first one the recorder got
     first = int(rec.seq[0])
-    sent = simboard.synth_activity("running", n, 200, subject=3, seed=5, t0=first / 200)
+    sent = motion.synth_activity("running", n, 200, subject=3, seed=5, t0=first / 200)
     assert np.array_equal(raw_counts(rec.si[:n]), sent)
     assert np.array_equal(rec.seq[:n], first + np.arange(n))
     assert np.allclose(rec.t[:n], np.arange(n) / 200)
@@ -163,7 +163,7 @@ def test_recorded_session_replays_to_the_same_samples(tmp_path):
     assert code == 0, err
     assert out.splitlines()[-1] == "saved 250"
     rec = load_recording(only(tmp_path / "a", "*.csv"))
-    raw, _ = simboard.synth_script([("still", 2), ("waving", 3)], 50, subject=1, seed=2)
+    raw, _ = motion.synth_script([("still", 2), ("waving", 3)], 50, subject=1, seed=2)
     assert np.array_equal(raw_counts(rec.si), raw)
     meta = json.loads(only(tmp_path / "a", "*.json").read_text())
     assert meta["samples"] == 250 and meta["label"] == "mixed" and "link" in meta
@@ -263,7 +263,7 @@ def test_disk_full_keeps_what_was_saved(tmp_path):
         warnings.simplefilter("ignore", RecordingNote)
         rec = load_recording(only(tmp_path, "*.csv"))
     assert saved and len(rec) >= saved[-1] > 0
-    assert np.array_equal(raw_counts(rec.si), simboard.synth_activity("waving", len(rec), 400, t0=rec.seq[0] / 400))
+    assert np.array_equal(raw_counts(rec.si), motion.synth_activity("waving", len(rec), 400, t0=rec.seq[0] / 400))
 
 
 def test_number_keys_switch_the_label_while_recording(tmp_path):
@@ -339,7 +339,7 @@ def test_board_unplugged_mid_session_then_recorder_stopped_keeps_everything(tmp_
     rec = load_recording(only(tmp_path, "s4_jumping_*.csv"))  # no note: the session ended cleanly
     assert rec.notes == [] and len(rec) == final >= saved[-1]
     first = int(rec.seq[0])
-    sent = simboard.synth_activity("jumping", len(rec), 100, subject=4, seed=3, t0=first / 100)
+    sent = motion.synth_activity("jumping", len(rec), 100, subject=4, seed=3, t0=first / 100)
     assert np.array_equal(raw_counts(rec.si), sent)
     meta = json.loads(only(tmp_path, "*.json").read_text())
     assert meta["samples"] == len(rec) and meta["link"]["samples"] >= len(rec)
@@ -361,7 +361,7 @@ def test_two_recorders_started_at_once_into_one_folder_each_keep_all_three_files
     for csv in sorted(tmp_path.glob("s1_walking_*.csv")):
         rec = load_recording(csv)
         assert len(rec) == 100 and rec.notes == []
-        assert np.array_equal(raw_counts(rec.si), simboard.synth_activity("walking", 100, 50, subject=1, seed=3))
+        assert np.array_equal(raw_counts(rec.si), motion.synth_activity("walking", 100, 50, subject=1, seed=3))
         meta = json.loads(csv.with_suffix(".json").read_text())
         assert meta["samples"] == 100 and meta["raw_log"] == csv.with_suffix(".bin").name
         assert "calibration" not in meta  # --no-calibration
@@ -395,7 +395,7 @@ def test_the_calibration_taken_while_recording_is_the_one_of_all_the_samples():
     from harduino import calibration
     from harduino.recording import StillWatch
 
-    raw, _ = simboard.synth_script([("walking", 7), ("still", 5), ("walking", 6), ("still", 4)], 50, subject=1, seed=2)
+    raw, _ = motion.synth_script([("walking", 7), ("still", 5), ("walking", 6), ("still", 4)], 50, subject=1, seed=2)
     si, t = raw * SCALE, np.arange(len(raw)) / 50
     watch = StillWatch(50.0)
     for i in range(0, len(si), 7):  # as the polls bring them

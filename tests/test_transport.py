@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import serial
 
-from harduino import protocol, simboard, transport
+from harduino import motion, protocol, transport
 from harduino.errors import UserError
 
 SCALE = protocol.BoardInfo().si_scale
@@ -35,18 +35,18 @@ def read_frames(port, samples: int) -> protocol.DecodedChunk:
 # ---------------------------------------------------------------- synthetic signals
 
 def test_synth_activity_is_deterministic_and_seamless_across_blocks():
-    whole = simboard.synth_activity("running", 500, 50, subject=3, seed=1)
+    whole = motion.synth_activity("running", 500, 50, subject=3, seed=1)
     assert whole.shape == (500, 6) and whole.dtype == np.int16
-    assert np.array_equal(whole, simboard.synth_activity("running", 500, 50, subject=3, seed=1))
-    parts = [simboard.synth_activity("running", 137, 50, 3, 1, t0=0.0),
-             simboard.synth_activity("running", 363, 50, 3, 1, t0=137 / 50)]
+    assert np.array_equal(whole, motion.synth_activity("running", 500, 50, subject=3, seed=1))
+    parts = [motion.synth_activity("running", 137, 50, 3, 1, t0=0.0),
+             motion.synth_activity("running", 363, 50, 3, 1, t0=137 / 50)]
     assert np.array_equal(whole, np.vstack(parts))
-    assert not np.array_equal(whole, simboard.synth_activity("running", 500, 50, subject=4, seed=1))
-    assert not np.array_equal(whole, simboard.synth_activity("running", 500, 50, subject=3, seed=2))
+    assert not np.array_equal(whole, motion.synth_activity("running", 500, 50, subject=4, seed=1))
+    assert not np.array_equal(whole, motion.synth_activity("running", 500, 50, subject=3, seed=2))
 
 
 def _magnitudes(activity, subject=0):
-    si = simboard.synth_activity(activity, 1500, 50, subject=subject) * SCALE
+    si = motion.synth_activity(activity, 1500, 50, subject=subject) * SCALE
     return np.linalg.norm(si[:, :3], axis=1), np.degrees(np.linalg.norm(si[:, 3:], axis=1))
 
 
@@ -57,8 +57,8 @@ def _dominant_hz(x, rate=50.0):
 
 @pytest.mark.parametrize("subject", [0, 5])
 def test_activities_look_like_what_they_are(subject):
-    acc = {a: _magnitudes(a, subject)[0] for a in simboard.ACTIVITIES}
-    gyro = {a: _magnitudes(a, subject)[1] for a in simboard.ACTIVITIES}
+    acc = {a: _magnitudes(a, subject)[0] for a in motion.ACTIVITIES}
+    gyro = {a: _magnitudes(a, subject)[1] for a in motion.ACTIVITIES}
     # Still: one g and hardly any rotation.
     assert abs(acc["still"].mean() - protocol.GRAVITY) < 0.5 and acc["still"].std() < 0.1
     assert gyro["still"].mean() < 5
@@ -73,19 +73,19 @@ def test_activities_look_like_what_they_are(subject):
 
 
 def test_subjects_differ_in_orientation_and_cadence():
-    a, b = (simboard.synth_activity("still", 200, 50, subject=s) * SCALE for s in (1, 2))
+    a, b = (motion.synth_activity("still", 200, 50, subject=s) * SCALE for s in (1, 2))
     assert np.linalg.norm(a[:, :3].mean(0) - b[:, :3].mean(0)) > 0.3  # gravity falls on other axes
     walk = [_dominant_hz(_magnitudes("walking", s)[0]) for s in range(6)]
     assert max(walk) - min(walk) > 0.05
 
 
 def test_synth_script_follows_the_schedule():
-    raw, labels = simboard.synth_script([("still", 2), ("waving", 1.5)], 50, subject=1, seed=2)
+    raw, labels = motion.synth_script([("still", 2), ("waving", 1.5)], 50, subject=1, seed=2)
     assert raw.shape == (175, 6) and labels.tolist() == ["still"] * 100 + ["waving"] * 75
-    assert np.array_equal(raw[:100], simboard.synth_activity("still", 100, 50, 1, 2))
-    assert np.array_equal(raw[100:], simboard.synth_activity("waving", 75, 50, 1, 2, t0=2.0))
+    assert np.array_equal(raw[:100], motion.synth_activity("still", 100, 50, 1, 2))
+    assert np.array_equal(raw[100:], motion.synth_activity("waving", 75, 50, 1, 2, t0=2.0))
     with pytest.raises(UserError, match="unknown activity"):
-        simboard.synth_script([("dancing", 1)], 50)
+        motion.synth_script([("dancing", 1)], 50)
 
 
 # ---------------------------------------------------------------- sim://
@@ -98,7 +98,7 @@ def test_sim_boots_with_info_then_paced_samples():
         port.close()
     assert chunk.infos[0][0] == 0 and chunk.infos[0][1].rate_hz == 100
     assert np.all(np.diff(chunk.t_us) == 10_000) and np.all(np.diff(chunk.seq) == 1)
-    expected = simboard.synth_activity("walking", len(chunk), 100, subject=3, seed=1)
+    expected = motion.synth_activity("walking", len(chunk), 100, subject=3, seed=1)
     assert np.array_equal(chunk.raw, expected)
 
 
@@ -143,7 +143,7 @@ def test_sim_script_and_speed_max_match_synth_script():
         chunk = protocol.Decoder().feed(port.read(protocol.INFO_FRAME_LEN + 150 * protocol.SAMPLE_FRAME_LEN))
     finally:
         port.close()
-    raw, labels = simboard.synth_script([("still", 1), ("jumping", 2)], 50, subject=2, seed=9)
+    raw, labels = motion.synth_script([("still", 1), ("jumping", 2)], 50, subject=2, seed=9)
     assert np.array_equal(chunk.raw, raw) and labels[-1] == "jumping"
 
 

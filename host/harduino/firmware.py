@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import protocol, simboard
+from . import motion, protocol
 from .errors import UserError
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
@@ -212,9 +212,9 @@ def simulate_firmware(*, activity: str = "walking", script: str | None = None, s
         raise UserError(f"rate {rate_hz} Hz is out of range; the firmware samples at 1 to 1000 Hz.")
     n = int(SIMULATE_ROWS_SECONDS * rate_hz)
     if script:
-        rows, _ = simboard.synth_script(simboard.parse_script(script), rate_hz, subject, seed)
+        rows, _ = motion.synth_script(motion.parse_script(script), rate_hz, subject, seed)
     else:
-        rows = simboard.synth_activity(activity, n, rate_hz, subject, seed)
+        rows = motion.synth_activity(activity, n, rate_hz, subject, seed)
     with FirmwareBoard(rows, realtime=realtime) as board:
         if link is not None:
             if link.is_symlink():

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import cli
-from .simboard import ACTIVITIES
+from .motion import ACTIVITIES
 
 SUBJECTS = (1, 2, 3, 4, 5)
 SECONDS = 11.0   # per session: 550 samples, 33 windows of 32 at step 16 (data/ stays under 2 MB)

@@ -23,7 +23,7 @@ from PyQt5 import QtCore, QtWidgets
 from .. import transport
 from ..errors import UserError
 from ..recording import check_subject
-from ..simboard import ACTIVITIES
+from ..motion import ACTIVITIES
 from .plots import ProbabilityBars, SignalPlots, Timeline, class_colour
 from .recorder import BackgroundRecording
 from .session import LiveSession

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 from serial.serialutil import PortNotOpenError, SerialException
 
 from ..errors import UserError
-from ..simboard import SimBoard, SimSettings, check_activity, parse_script
+from ..motion import check_activity, parse_script
+from ..simboard import SimBoard, SimSettings
 from . import URLError, VirtualPort, blocking_read, check_params, query_of
 
 PARAMS = ("activity", "script", "subject", "seed", "rate", "baud", "speed", "drift")
