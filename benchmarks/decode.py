@@ -53,22 +53,27 @@ def text_lines(parts) -> int:
 _FRAME = struct.Struct("<HBHIhhhhhhH")
 
 
+def struct_frames(buf: bytes) -> tuple[list[tuple], bytes]:
+    """The plain way: find each sync, struct.unpack the frame, check its CRC. (frames, bytes left over)."""
+    frames, i = [], 0
+    while True:
+        i = buf.find(protocol.SYNC, i)
+        if i < 0 or i + _FRAME.size > len(buf):
+            break
+        frame = _FRAME.unpack_from(buf, i)
+        if binascii.crc_hqx(buf[i + 2 : i + _FRAME.size - 2], 0) == frame[-1]:
+            frames.append(frame)
+            i += _FRAME.size
+        else:
+            i += 1
+    return frames, (buf[i:] if i >= 0 else buf[-1:])
+
+
 def struct_loop(parts) -> int:
     count, buf = 0, b""
     for p in parts:
-        buf += p
-        i = 0
-        while True:
-            i = buf.find(protocol.SYNC, i)
-            if i < 0 or i + _FRAME.size > len(buf):
-                break
-            frame = _FRAME.unpack_from(buf, i)
-            if binascii.crc_hqx(buf[i + 2 : i + _FRAME.size - 2], 0) == frame[-1]:
-                count += 1
-                i += _FRAME.size
-            else:
-                i += 1
-        buf = buf[i:] if i >= 0 else buf[-1:]
+        frames, buf = struct_frames(buf + p)
+        count += len(frames)
     return count
 
 
