@@ -238,6 +238,27 @@ def test_a_number_that_must_be_positive(args, option):
     assert code == 2 and err.startswith(f"harduino: error: {option} must be a positive number"), err
 
 
+@pytest.mark.parametrize("args, refusal", [
+    (("record", "sim://?activity=walking", "--subject", "a", "--duration", "inf"), "--duration must be a finite"),
+    (("stream", "sim://?activity=walking", "--duration", "nan"), "--duration must be a number, not nan"),
+    (("simulate", "--duration", "1e400"), "--duration must be a finite number, not 1e400"),
+    (("train", SIM, "--arch", "mlp", "--lr", "inf"), "--lr must be a finite number, not inf"),
+    (("train", SIM, "--arch", "cnn", "--lr", "NaN"), "--lr must be a number, not NaN"),
+    (("evaluate", SIM, "--arch", "rf", "--cv", "inf"), "--cv must be a whole number, not inf"),
+    (("train", SIM, "--arch", "rf", "--seed", "-1"), "--seed must be a whole number from 0"),
+    (("live", "sim://?activity=walking", "--no-gui", "--seconds=-inf"), "--seconds must be a finite number"),
+    (("live", "sim://?activity=walking", "--no-gui", "--threshold", "nan"), "--threshold must be a number"),
+])
+def test_inf_and_nan_are_refused_while_the_options_are_read(args, refusal, tmp_path):
+    # Before: `record --duration inf` ended in an OverflowError, `train --lr inf` saved a model of NaN weights.
+    out = tmp_path / "out"
+    args = args + (("--out", out) if args[0] == "record" else ("-o", out) if args[0] == "train" else ())
+    result = harduino(*args)
+    assert_one_sentence(result, refusal)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert not out.exists()  # refused before anything was made
+
+
 @pytest.mark.parametrize("command", ["record", "live"])
 def test_a_blank_subject(tmp_path, command):
     code, err = in_process(command, "sim://?activity=walking", "--subject", "  ", "--duration", "1",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import warnings
 
@@ -25,8 +26,17 @@ COMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, its errors in one line like harduino's own: the usage is one --help away."""
+
+    def error(self, message: str):
+        # A `type=` check of commands.numbers says "must be ...": after the option's name it reads as a sentence.
+        message = re.sub(r"^argument (\S+): (?=must )", r"\1 ", message)
+        self.exit(2, f"harduino: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="harduino",
         description="Real-time human activity recognition from an Arduino IMU.",
     )
@@ -47,7 +57,10 @@ def _format_warning(message, category, filename, lineno, line=None, _python=warn
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help, --version, or argparse refused an option: its status, returned
+            return int(done.code or 0)
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last words
         return code

@@ -28,6 +28,7 @@ from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 from .calibration import calibrate, has_gravity
 from .errors import UserError
 from .recording import Recording, RecordingNote, load_recording
+from .window_defaults import STEP, WINDOW  # noqa: F401 - the grid's defaults, also dataset.WINDOW / .STEP
 
 AXES = ("ax", "ay", "az", "gx", "gy", "gz")
 MAGNITUDES = ("acc_mag", "gyro_mag")
@@ -43,8 +44,6 @@ CHANNEL_SETS = {
 }
 GRAVITY_CUTOFF_HZ = 0.8  # the causal low-pass that separates gravity from movement (docs/orientation.md: why)
 LABEL_POLICIES = ("pure", "majority")
-WINDOW = 32
-STEP = 16
 _GAP_PERIODS = 3.0  # a time step longer than this many sample periods splits a session
 
 

@@ -1,18 +1,12 @@
-"""Subcommands of the `harduino` CLI, one module per group, and the checks they share on their options."""
+"""Subcommands of the `harduino` CLI, one module per group, and the checks they share on their options.
+
+Numbers are checked by argparse itself, with the `type=` functions of `numbers`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import UserError
-
-
-def check_positive(args, *options: str) -> None:
-    """One clear sentence for a numeric option that must be above zero (an option not given is fine)."""
-    for name in options:
-        value = getattr(args, name, None)
-        if value is not None and not value > 0:
-            raise UserError(f"--{name.replace('_', '-')} must be a positive number, not {value:g}.")
 
 
 def check_writable(path: Path, what: str, *, folder: bool) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from . import check_positive
+from .numbers import seconds
 
 if TYPE_CHECKING:
     from ..reader import Reader
@@ -39,7 +39,7 @@ def add_commands(subparsers) -> None:
                    help="labels to switch between with number keys while recording, e.g. still,walking,running "
                         "(1 = the first, 0 = no label)")
     p.add_argument("--out", type=Path, default=Path("recordings"), help="folder for the recording (default %(default)s)")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of samples (board time)")
+    p.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds of samples (board time)")
     p.add_argument("--no-calibration", dest="calibration", action="store_false",
                    help="do not ask the wearer to stand still at the start, nor store a calibration")
     p.set_defaults(run=run_record)
@@ -93,7 +93,6 @@ def run_record(args) -> int:
     if labels and not label and not sys.stdin.isatty():
         raise UserError("--labels switches labels with number keys, but stdin is not a terminal: give --label "
                         "for the activity recorded, or run record in a terminal.")
-    check_positive(args, "duration")
     args.subject = check_subject(args.subject)
     folder = prepare_folder(args.out)
     stem = claim_stem(folder, recording_stem(args.subject, label or "session", datetime.datetime.now().astimezone()),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from ..errors import UserError
-from . import check_positive
+from .numbers import positive_int, seconds, seed
 
 if TYPE_CHECKING:
     from ..reader import Reader
@@ -58,13 +58,14 @@ def add_commands(subparsers) -> None:
     what.add_argument("--activity", help="one activity throughout: still, walking (the default), running, "
                                          "jumping or waving")
     what.add_argument("--script", help="a schedule of activities, e.g. still:5,walking:10,running:10 (repeats)")
-    p.add_argument("--subject", type=int, default=0, help="who moves: cadence, amplitude, sensor orientation")
-    p.add_argument("--seed", type=int, default=0, help="noise and phase seed")
-    p.add_argument("--rate", type=int, default=50, help="sample rate, Hz (1-1000)")
-    p.add_argument("--baud", type=int, default=115200, help="link speed; frames that do not fit are skipped")
+    p.add_argument("--subject", type=seed, default=0, help="who moves: cadence, amplitude, sensor orientation")
+    p.add_argument("--seed", type=seed, default=0, help="noise and phase seed")
+    p.add_argument("--rate", type=positive_int, default=50, help="sample rate, Hz (1-1000)")
+    p.add_argument("--baud", type=positive_int, default=115200,
+                   help="link speed; frames that do not fit are skipped")
     p.add_argument("--link", type=Path, help="also make this symlink to the terminal, a stable name to open "
                                           "(refused where the name is taken; removed on exit, Ctrl-C or kill)")
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--duration", type=seconds, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--firmware", action="store_true",
                    help="run the real compiled firmware in the AVR simulator (simavr) with a simulated "
                         "MPU-6050, instead of the virtual board (needs the AVR toolchain; 115200 baud)")
@@ -74,7 +75,7 @@ def add_commands(subparsers) -> None:
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", action="store_true",
                    help=f"print every sample as CSV ({SAMPLE_HEADER}; SI units) instead of statistics")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds")
 
 
 # ---------------------------------------------------------------- ports
@@ -93,14 +94,12 @@ def run_ports(args) -> int:
 # ---------------------------------------------------------------- stream and replay
 
 def run_stream(args) -> int:
-    check_positive(args, "duration")
     if args.raw_log is not None and not args.raw_log.parent.is_dir():
         raise UserError(f"cannot write the raw log {args.raw_log}: its folder does not exist.")
     return follow(args.port, samples=args.samples, raw_log=args.raw_log, duration=args.duration)
 
 
 def run_replay(args) -> int:
-    check_positive(args, "duration")
     if args.file.is_dir():
         logs = sorted(args.file.glob("*.bin"))
         example = f", e.g. {logs[0]}" if logs else ""
@@ -194,7 +193,6 @@ def run_simulate(args) -> int:
     from .. import firmware, transport
     from ..simboard import PtyBoard
 
-    check_positive(args, "duration")
     if args.firmware:
         return firmware.simulate_firmware(activity=args.activity or "walking", script=args.script,
                                           subject=args.subject, seed=args.seed, rate_hz=args.rate,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..shipped import default_model
-from . import check_positive
+from .numbers import positive_int, probability, seconds
 
 
 def add_commands(subparsers) -> None:
@@ -22,15 +22,18 @@ def add_commands(subparsers) -> None:
                     "--no-gui, or when there is no display.")
     p.add_argument("port", help="serial port or URL, e.g. /dev/ttyACM0 or 'sim://?script=still:6,walking:8'")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the model shipped with harduino)")
-    p.add_argument("--step", type=int, help="predict every N new samples (default: the model's step)")
-    p.add_argument("--smooth", type=int, default=5, metavar="K", help="smooth over the last K windows (default 5)")
+    p.add_argument("--step", type=positive_int, metavar="N",
+                   help="predict every N new samples (default: the model's step)")
+    p.add_argument("--smooth", type=positive_int, default=5, metavar="K",
+                   help="smooth over the last K windows (default %(default)s)")
     p.add_argument("--smoothing", default="mean", metavar="{mean,majority}",
                    help="mean of the probabilities, or majority vote (default mean)")
-    p.add_argument("--threshold", type=float, default=0.5, metavar="P",
-                   help="below this smoothed probability the activity is 'uncertain' (default 0.5)")
+    p.add_argument("--threshold", type=probability, default=0.5, metavar="P",
+                   help="below this smoothed probability the activity is 'uncertain' (default %(default)s)")
     p.add_argument("--no-gui", action="store_true", help="print to the terminal instead of opening the dashboard")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    p.add_argument("--seconds", type=float, default=10.0, help="dashboard: seconds of signal shown (default 10)")
+    p.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds")
+    p.add_argument("--seconds", type=seconds, default=10.0,
+                   help="dashboard: seconds of signal shown (default %(default)g)")
     p.add_argument("--out", type=Path, default=Path("recordings"),
                    help="dashboard: folder the record button writes to (default %(default)s)")
     p.add_argument("--subject", default="1", help="dashboard: subject of the recordings made (default %(default)s)")
@@ -50,9 +53,6 @@ def run_live(args) -> int:
 
     if args.smoothing not in SMOOTHING:
         raise UserError(f"--smoothing must be one of {', '.join(SMOOTHING)}, not {args.smoothing!r}.")
-    check_positive(args, "step", "smooth", "duration", "seconds")
-    if not 0.0 <= args.threshold <= 1.0:
-        raise UserError("--threshold must be a probability between 0 and 1.")
     args.subject = check_subject(args.subject)
 
     from ..live.session import LiveSession

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from . import check_positive, check_writable
+from ..window_defaults import STEP, WINDOW, default_step
+from . import check_writable
+from .numbers import folds, positive_float, positive_int, seed
 
 DEEP_OPTIONS = ("epochs", "batch_size", "lr", "hidden", "filters")
-WINDOW = 32  # the product's window: 0.64 s at 50 Hz
 
 
 def add_commands(subparsers) -> None:
@@ -32,7 +33,7 @@ def add_commands(subparsers) -> None:
     _add_model_options(p)
     p.add_argument("-o", "--out", type=Path, help="bundle folder to write (default: models/ARCH)")
     p.add_argument("--force", action="store_true", help="replace the model bundle already in --out")
-    p.add_argument("--cv", type=int, metavar="K", help="cross-validate on K folds of whole subjects first")
+    p.add_argument("--cv", type=folds, metavar="K", help="cross-validate on K folds of whole subjects first")
     _add_jobs(p)
     p.set_defaults(run=run_train)
 
@@ -71,24 +72,26 @@ def _add_model_options(p, arch_required: bool | None = True) -> None:
                                       "data: body when every recording has its own calibration, aligned when "
                                       "the accelerometer feels gravity, magnitudes when not)")
     p.add_argument("--features", default="full", help="shallow models' feature set: baseline or full")
-    p.add_argument("--window", type=int, help=f"window size in samples (default {WINDOW}; a bundle keeps its own)")
-    p.add_argument("--step", type=int, help="window step in samples (default: half the window)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
-    p.add_argument("--epochs", type=int, help="deep models: most epochs (early stopping may end sooner)")
-    p.add_argument("--batch-size", type=int, help="deep models: mini-batch size")
-    p.add_argument("--lr", type=float, help="deep models: Adam learning rate")
-    p.add_argument("--hidden", type=int, help="deep models: hidden units")
-    p.add_argument("--filters", type=int, help="deep models: Conv1d filters of the first block")
+    p.add_argument("--window", type=positive_int, metavar="N",
+                   help=f"window size in samples (default {WINDOW}; a bundle keeps its own)")
+    p.add_argument("--step", type=positive_int, metavar="N",
+                   help=f"window step in samples (default: half the window, {STEP} for {WINDOW})")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (same seed, same model; default %(default)s)")
+    p.add_argument("--epochs", type=positive_int, help="deep models: most epochs (early stopping may end sooner)")
+    p.add_argument("--batch-size", type=positive_int, help="deep models: mini-batch size")
+    p.add_argument("--lr", type=positive_float, help="deep models: Adam learning rate")
+    p.add_argument("--hidden", type=positive_int, help="deep models: hidden units")
+    p.add_argument("--filters", type=positive_int, help="deep models: Conv1d filters of the first block")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_evaluation_options(p) -> None:
-    p.add_argument("--rotate", type=int, metavar="SEED",
+    p.add_argument("--rotate", type=seed, metavar="SEED",
                    help="also score copies of the test recordings each turned by its own random 3-D rotation "
                         "(accelerometer and gyroscope alike, calibration estimated again), as if the board "
                         "had been strapped on again; printed beside the plain score")
-    p.add_argument("--cv", type=int, metavar="K", help="K folds of whole subjects (default: leave one out, "
-                                                        "at most 10 folds)")
+    p.add_argument("--cv", type=folds, metavar="K", help="K folds of whole subjects (default: leave one out, "
+                                                          "at most 10 folds)")
     p.add_argument("--predictions", type=Path, metavar="FILE",
                    help="write one CSV row per test window: recording, window end time, true and predicted "
                         "label, one probability column per class (compare: one file per architecture, "
@@ -98,7 +101,7 @@ def _add_evaluation_options(p) -> None:
 
 def _add_jobs(p) -> None:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    p.add_argument("--jobs", type=int, default=cpus,
+    p.add_argument("--jobs", type=positive_int, default=cpus,
                    help="independent fits run at once, in separate processes (default: the CPUs, %(default)s)")
 
 
@@ -153,11 +156,8 @@ def _check_options(args) -> None:
 
     if args.features not in FEATURE_SETS:
         raise UserError(f"unknown feature set {args.features!r}; choose one of {', '.join(FEATURE_SETS)}.")
-    check_positive(args, "window", "step", "jobs", *DEEP_OPTIONS)
-    if getattr(args, "cv", None) is not None and args.cv < 2:
-        raise UserError(f"--cv must be at least 2 folds, not {args.cv}.")
     args.size = args.window or WINDOW
-    args.step = args.step or max(1, args.size // 2)
+    args.step = args.step or default_step(args.size)
     if getattr(args, "predictions", None) is not None:
         check_writable(args.predictions, "predictions file", folder=False)
 
