@@ -134,6 +134,21 @@ def test_fits_in_parallel_processes_give_what_one_process_gives(sim):
         np.testing.assert_allclose(a.scores.proba, b.scores.proba, atol=1e-5)
 
 
+def test_the_turned_test_windows_are_scored_by_the_same_fitted_models(sim):
+    how, idx = subject_folds(sim, 2)
+    folds = [(sim.subset(a), sim.subset(b)) for a, b in idx]
+    same = run_archs(["logreg"], folds, turned=[test for _, test in folds], progress=False)[0]
+    np.testing.assert_array_equal(same.turned.y_pred, same.scores.y_pred)
+    np.testing.assert_allclose(same.turned.proba, same.scores.proba)
+    noisy = [test.subset(np.arange(len(test))) for _, test in folds]
+    for w in noisy:
+        w.X[:] = np.random.default_rng(0).normal(size=w.X.shape)  # windows no model can read
+    other = run_archs(["logreg"], folds, turned=noisy, progress=False)[0]
+    assert len(other.fit_s) == len(folds) and len(other.turned.y_true) == len(sim)
+    assert other.turned.accuracy < other.scores.accuracy - 0.3
+    np.testing.assert_array_equal(other.scores.y_pred, same.scores.y_pred)
+
+
 @pytest.mark.parametrize("argv, expect", [
     (["evaluate", SIM, "--arch", "rf", "--cv", "1"], "--cv must be at least 2"),
     (["evaluate", SIM, "--arch", "rf", "--cv", "9"], "5 subjects, so 2 to 5 folds"),

@@ -130,10 +130,12 @@ def _windows_and_turned(folder: Path, channel_set: str | None, size: int, step: 
 
 
 def _turned(folds, turned):
-    """The same folds, each tested on the turned copies of its test sessions' windows."""
+    """Each fold's test sessions, turned: their windows in the turned copies (None without --rotate)."""
     import numpy as np
 
-    return [(train, turned.subset(np.isin(turned.sessions, np.unique(test.sessions)))) for train, test in folds]
+    if turned is None:
+        return None
+    return [turned.subset(np.isin(turned.sessions, np.unique(test.sessions))) for _, test in folds]
 
 
 def _require_classes(ws, folder: Path) -> None:
@@ -286,9 +288,8 @@ def run_evaluate(args) -> int:
         how, folds = _folds(args, ws)
         options = dict(feature_set=args.features, random_state=args.seed, params=_params(args, [arch]),
                        jobs=args.jobs, progress=not args.quiet)
-        scores = run_archs([arch], folds, **options)[0].scores
-        if turned is not None:
-            turned_scores = run_archs([arch], _turned(folds, turned), **options)[0].scores
+        result = run_archs([arch], folds, turned=_turned(folds, turned), **options)[0]
+        scores, turned_scores = result.scores, result.turned
         how = f"{arch} on {args.data}, {how}, {ws.size}-sample windows of {ws.channel_set} channels"
     print(how)
     print(scores.report())
@@ -321,20 +322,19 @@ def run_compare(args) -> int:
             raise UserError(f"{args.test} is sampled at {test.rate_hz:g} Hz but {args.data} at {ws.rate_hz:g} Hz; "
                             "compare on data of one rate.")
         folds, how = [(ws, test)], f"trained on {args.data}, tested on {args.test}"
-        turned_folds = [(ws, turned)] if turned is not None else None
+        turned_tests = [turned] if turned is not None else None
     else:
         how, folds = _folds(args, ws)
-        turned_folds = _turned(folds, turned) if turned is not None else None
+        turned_tests = _turned(folds, turned)
     print(f"{how}; {len(ws)} windows of {ws.size} samples, {ws.channel_set} channels at {ws.rate_hz:g} Hz "
           f"(a window every {args.step / ws.rate_hz * 1000:.0f} ms); {min(args.jobs, len(archs) * len(folds))} "
           "fits at a time", flush=True)
     options = dict(feature_set=args.features, random_state=args.seed, params=_params(args, archs), jobs=args.jobs,
                    progress=not args.quiet)
-    results = run_archs(archs, folds, **options)
-    turned_results = run_archs(archs, turned_folds, **options) if turned_folds else [None] * len(results)
-    print(COMPARE_HEADER + ("   turned F1" if turned_folds else ""))
-    for r, t in zip(results, turned_results):
-        print(compare_row(r) + (f"   {t.scores.macro_f1:9.3f}" if t is not None else ""))
+    results = run_archs(archs, folds, turned=turned_tests, **options)
+    print(COMPARE_HEADER + ("   turned F1" if turned_tests else ""))
+    for r in results:
+        print(compare_row(r) + (f"   {r.turned.macro_f1:9.3f}" if r.turned is not None else ""))
         if args.predictions is not None:
             path = args.predictions.with_name(f"{args.predictions.stem}-{r.arch}{args.predictions.suffix or '.csv'}")
             _write("predictions", path, r.scores.write_predictions)

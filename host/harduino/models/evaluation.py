@@ -198,10 +198,11 @@ class RunResult:
     fit_s: list[float] = field(default_factory=list)       # per fold
     latency_ms: list[float] = field(default_factory=list)  # single windows, live path
     size: str = ""
+    turned: Scores | None = None  # the same fitted models on the folds' turned test windows, if given
 
 
-def fit_and_predict(arch: str, train: WindowSet, test: WindowSet, keep: bool = False, **options):
-    """One fold: (probabilities on test, their classes, fit seconds, the fitted model if keep)."""
+def fit_and_predict(arch: str, train: WindowSet, tests: list[WindowSet], keep: bool = False, **options):
+    """One fold: (probabilities on each test set, their classes, fit seconds, the fitted model if keep)."""
     if np.unique(train.y).size < 2:
         raise UserError(f"a training fold holds only the class '{train.y[0]}'; {arch} needs at least two.")
     feature_set, seed, params = options["feature_set"], options["random_state"], options["params"]
@@ -210,21 +211,26 @@ def fit_and_predict(arch: str, train: WindowSet, test: WindowSet, keep: bool = F
     t0 = time.perf_counter()
     fit_estimator(est, train.X, train.y, train.sessions)
     fit_s = time.perf_counter() - t0
-    proba = compile_predict_proba(est)(test.X)
-    return proba, np.asarray(est.classes_), fit_s, est if keep else None
+    predict_proba = compile_predict_proba(est)
+    return [predict_proba(test.X) for test in tests], np.asarray(est.classes_), fit_s, est if keep else None
 
 
 def run_archs(archs: list[str], folds: list[tuple[WindowSet, WindowSet]], *, feature_set: str = "full",
               random_state: int = 0, params: dict | None = None, jobs: int = 1,
-              progress: bool = True) -> list[RunResult]:
+              progress: bool = True, turned: list[WindowSet] | None = None) -> list[RunResult]:
     """Every architecture on every fold, `jobs` fits at a time in separate processes.
 
-    params: {arch: its hyper-parameters}. Speed (single-window latency, size) is measured
-    afterwards in this process, one model at a time, so parallel fits cannot distort it.
+    params: {arch: its hyper-parameters}. turned: a second test set per fold (its test
+    sessions turned, `rotated_copies`), scored by the same fitted model. Speed (single-window
+    latency, size) is measured afterwards in this process, one model at a time, so parallel
+    fits cannot distort it.
     """
     params = params or {}
+    if turned is not None and len(turned) != len(folds):
+        raise ValueError("turned needs one test set per fold")
+    tests = [[test] + ([turned[i]] if turned is not None else []) for i, (_, test) in enumerate(folds)]
     tasks = [(arch, i) for arch in archs for i in range(len(folds))]
-    run = [(arch, i, folds[i][0], folds[i][1], i == 0,
+    run = [(arch, i, folds[i][0], tests[i], i == 0,
             {"feature_set": feature_set, "random_state": random_state, "params": params.get(arch, {})})
            for arch, i in tasks]
     bar = tqdm(total=len(run), desc="fits", unit="fit", disable=not progress or len(run) < 2, leave=False)
@@ -243,7 +249,7 @@ def run_archs(archs: list[str], folds: list[tuple[WindowSet, WindowSet]], *, fea
                 done[key] = result
                 bar.update()
     bar.close()
-    return [_combine(arch, folds, [done[arch, i] for i in range(len(folds))]) for arch in archs]
+    return [_combine(arch, folds, tests, [done[arch, i] for i in range(len(folds))]) for arch in archs]
 
 
 def _task(arch, i, train, test, keep, options):
@@ -253,16 +259,19 @@ def _task(arch, i, train, test, keep, options):
     return (arch, i), fit_and_predict(arch, train, test, keep, **options)
 
 
-def _combine(arch: str, folds, results) -> RunResult:
+def _combine(arch: str, folds, tests, results) -> RunResult:
     classes = np.unique(np.concatenate([tr.y for tr, _ in folds] + [te.y for _, te in folds]))
-    parts = []
-    for (_, test), (proba, fold_classes, _, _) in zip(folds, results):
-        full = np.zeros((len(test), len(classes)))  # a class a fold never trained on gets probability 0
-        full[:, np.searchsorted(classes, fold_classes)] = proba
-        parts.append(Scores.of(test, full, classes))
+    parts = [[] for _ in tests[0]]  # [plain folds' scores, turned folds' scores]
+    for fold_tests, (probas, fold_classes, _, _) in zip(tests, results):
+        for k, (test, proba) in enumerate(zip(fold_tests, probas)):
+            full = np.zeros((len(test), len(classes)))  # a class a fold never trained on gets probability 0
+            full[:, np.searchsorted(classes, fold_classes)] = proba
+            parts[k].append(Scores.of(test, full, classes))
     model = results[0][3]
     latency = single_window_latency(compile_predict_proba(model), folds[0][1].X, n=200)
-    return RunResult(arch, Scores.join(parts), [r[2] for r in results], latency, model_size(model))
+    scores = [Scores.join(p) for p in parts]
+    return RunResult(arch, scores[0], [r[2] for r in results], latency, model_size(model),
+                     scores[1] if len(scores) > 1 else None)
 
 
 def single_window_latency(predict_proba, X: np.ndarray, n: int = 200) -> list[float]:
