@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from harduino import calibration, dataset, features, motion, protocol
+from harduino import calibration, dataset, features, motion, protocol, windowing
 
 RATE = 100
 
@@ -40,16 +40,16 @@ def main() -> None:
     args = ap.parse_args()
     seconds, repeats = (360.0, 1) if args.quick else (3600.0, 5)
     si = hour_of_samples(seconds)
-    n_windows = len(dataset.windows(si, dataset.WINDOW, dataset.STEP))
+    n_windows = len(windowing.windows(si, windowing.WINDOW, windowing.STEP))
     print(f"windows + features, {seconds / 60:.0f} min of {RATE} Hz data ({len(si)} samples, "
-          f"{n_windows} windows of {dataset.WINDOW} at step {dataset.STEP}), one core, best of {repeats}")
+          f"{n_windows} windows of {windowing.WINDOW} at step {windowing.STEP}), one core, best of {repeats}")
     print(f"  {'channels':10s} {'features':9s} {'columns':>7s} {'windows/s':>12s} {'s per hour of 100 Hz data':>26s}")
     slowest = (0.0, "", "")
     for channel_set in dataset.CHANNEL_SETS:
         for feature_set in features.FEATURE_SETS:
             def run():
                 cal = calibration.Calibration((0.0, 0.0, 1.0), (0.0, 0.0, 0.0), "upright")
-                X = dataset.windows(dataset.select_channels(si, channel_set, RATE, cal), dataset.WINDOW, dataset.STEP)
+                X = windowing.windows(dataset.select_channels(si, channel_set, RATE, cal), windowing.WINDOW, windowing.STEP)
                 return features.window_features(X, feature_set, channel_set, rate_hz=RATE)
             columns = run().shape[1]
             took = best_time(run, repeats)

@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 
 from harduino import motion, protocol
-from harduino.dataset import select_channels, windows
+from harduino.dataset import select_channels
+from harduino.windowing import windows
 from harduino.models import fit_estimator, load_bundle, make_estimator, save_bundle
 from harduino.shipped import default_model
 

@@ -11,7 +11,8 @@ import pytest
 from PyQt5 import QtCore, QtGui
 
 from harduino import protocol, transport
-from harduino.dataset import select_channels, window_dataset, windows
+from harduino.dataset import select_channels, window_dataset
+from harduino.windowing import windows
 from harduino.live.dashboard import Dashboard, class_colour
 from harduino.live.session import LiveSession
 from harduino.models import fit_estimator, make_estimator, save_bundle

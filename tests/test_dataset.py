@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.pipeline import make_pipeline
 
-from harduino import calibration, dataset, motion, protocol
+from harduino import calibration, dataset, motion, protocol, windowing
 from harduino.dataset import ChannelScaler
 from harduino.errors import UserError
 from harduino.recording import Recording, write_recording
@@ -50,14 +50,14 @@ def test_channel_sets_derive_magnitudes():
 @pytest.mark.parametrize("n, size, step", [(100, 32, 16), (95, 32, 8), (32, 32, 16), (64, 10, 7)])
 def test_windows_are_the_samples_they_cover(n, size, step):
     x = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
-    w = dataset.windows(x, size, step)
+    w = windowing.windows(x, size, step)
     assert w.shape == ((n - size) // step + 1, 3, size) and w.dtype == np.float32
     for i in range(len(w)):
         assert np.array_equal(w[i], x[i * step : i * step + size].T)
 
 
 def test_too_few_samples_give_no_window():
-    assert dataset.windows(np.zeros((31, 2)), 32, 16).shape == (0, 2, 32)
+    assert windowing.windows(np.zeros((31, 2)), 32, 16).shape == (0, 2, 32)
 
 
 def test_a_stream_fed_in_pieces_gives_the_channels_of_one_pass():
@@ -73,15 +73,33 @@ def test_a_stream_fed_in_pieces_gives_the_channels_of_one_pass():
         dataset.select_channels(si, "body", 50)
 
 
+def test_the_window_grid_cuts_at_a_reset_or_a_pause_and_windows_each_stretch_from_its_start():
+    even = np.arange(32) * 0.02
+    grid = windowing.window_grid(even, 50, 8, 4)
+    assert grid.stretches == ((0, 32),) and list(grid.starts) == list(range(0, 25, 4)) and grid.next == 28
+    paused = even.copy()
+    paused[10:] += 1.0  # a second without samples after sample 10
+    assert windowing.window_grid(paused, 50, 8, 4).stretches == ((0, 10), (10, 32))
+    reset = even.copy()
+    reset[20:] -= 0.5  # the board restarted: its time goes back
+    grid = windowing.window_grid(reset, 50, 8, 4)
+    assert grid.stretches == ((0, 20), (20, 32)) and list(grid.cuts) == [20]
+    assert list(grid.starts) == [0, 4, 8, 12, 20, 24] and grid.next == 28  # none across the reset
+    # A tail taken up mid-stretch keeps the grid its stretch began: phase 2 starts windows at 2, 6, ...
+    tail = windowing.window_grid(reset[10:], 50, 8, 4, phase=2)
+    assert list(tail.starts) == [2, 10, 14] and tail.next == 18
+    assert windowing.window_grid(even[:7], 50, 8, 4).next == 0  # no window yet: the first one starts at 0
+
+
 def test_window_labels_pure_and_majority():
     labels = np.array(["a"] * 20 + ["b"] * 12 + [""] * 12)
     # windows of 8 every 4: starts 0, 4, ..., 36
-    pure = dataset.window_labels(labels, 8, 4, "pure")
+    pure = windowing.window_labels(labels, 8, 4, "pure")
     assert list(pure) == ["a", "a", "a", "a", "", "b", "b", "", "", ""]
-    majority = dataset.window_labels(labels, 8, 4, "majority")
+    majority = windowing.window_labels(labels, 8, 4, "majority")
     assert list(majority) == ["a", "a", "a", "a", "a", "b", "b", "b", "", ""]
     with pytest.raises(UserError, match="label policy"):
-        dataset.window_labels(labels, 8, 4, "vote")
+        windowing.window_labels(labels, 8, 4, "vote")
 
 
 # ---------------------------------------------------------------- window sets

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harduino import dataset, features, motion, protocol
+from harduino import dataset, features, motion, protocol, windowing
 from harduino.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def test_baseline_is_mean_total_acceleration_and_angular_speed():
     assert np.allclose(F, [[2.5, 1.0], [9.8, 0.0]])
     # the same from the magnitude channels as from the axes
     si = np.transpose(X, (0, 2, 1)).reshape(-1, 6)
-    mags = dataset.windows(dataset.select_channels(si, "magnitudes"), 4, 4)
+    mags = windowing.windows(dataset.select_channels(si, "magnitudes"), 4, 4)
     assert np.allclose(features.window_features(mags, "baseline", "magnitudes"), F)
     assert features.feature_names("baseline", "all") == ["acc_mag_mean", "gyro_mag_mean"]
 
@@ -89,7 +89,7 @@ def test_features_separate_activities_of_an_unseen_subject():
         X, y = [], []
         for activity in motion.ACTIVITIES:
             si = motion.synth_activity(activity, 400, 50, subject=subject) * scale
-            w = dataset.windows(dataset.select_channels(si, "all"))
+            w = windowing.windows(dataset.select_channels(si, "all"))
             X.append(w)
             y += [activity] * len(w)
         return np.concatenate(X), np.array(y)

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 from harduino import cli, motion, protocol
-from harduino.dataset import window_labels
-from harduino.live.predictor import UNCERTAIN, Predictor, decide, gap_end, smooth
+from harduino.windowing import window_labels
+from harduino.live.predictor import UNCERTAIN, Predictor, decide, smooth
+from harduino.dataset import load_recordings, window_dataset
 from harduino.live.session import LiveSession
-from harduino.models import load_bundle
+from harduino.models import fit_estimator, load_bundle, make_estimator, save_bundle
 from harduino.reader import SampleBuffer
+from harduino.recording import Recording
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "models" / "default"
@@ -86,17 +88,6 @@ def test_below_the_threshold_the_activity_is_uncertain():
     assert decide(np.array([0.45, 0.55]), classes, 0.6) == (UNCERTAIN, pytest.approx(0.55))
 
 
-def test_gap_end_finds_a_reset_or_a_pause_in_board_time():
-    even = np.arange(32) * 20_000
-    assert gap_end(even, 50) == 0
-    paused = even.copy()
-    paused[10:] += 1_000_000
-    assert gap_end(paused, 50) == 10
-    reset = even.copy()
-    reset[20:] -= 500_000
-    assert gap_end(reset, 50) == 20
-
-
 # ---------------------------------------------------------------- the predictor thread
 
 @pytest.fixture(scope="session")
@@ -118,15 +109,11 @@ def test_a_predictor_behind_jumps_to_the_newest_window_and_counts_the_skipped(de
     first = predictor.history.recent()[0]
     assert first.index == 992 and predictor.skipped == (992 - 32) // 16
     assert first.label == labels[991]
-    window = default_bundle.predict_proba(training_window(si[:992], default_bundle))[0]
-    assert first.raw_proba == pytest.approx(window, abs=1e-5)  # the same window as training would cut
-
-
-def training_window(si, bundle):
-    """The window training cuts at the end of a stretch of samples (channels derived over all of it)."""
-    from harduino.dataset import select_channels, windows
-    channels = select_channels(si, bundle.channel_set, bundle.rate_hz)[-bundle.window:]
-    return windows(channels, bundle.window, bundle.window)
+    # The window training cuts from a recording of those samples, the channels derived over all of them.
+    rec = Recording(Path("behind.csv"), "s6", "behind", RATE_HZ, np.arange(992) / RATE_HZ, si[:992],
+                    labels[:992].astype(str))
+    window = window_dataset([rec], default_bundle.channel_set, label_policy="majority").X[-1:]
+    assert first.raw_proba == pytest.approx(default_bundle.predict_proba(window)[0], abs=1e-5)
 
 
 def test_replayed_session_is_predicted_window_by_window(default_bundle, scripted_log):
@@ -172,6 +159,44 @@ def test_a_window_is_never_cut_across_a_gap(default_bundle, scripted_log):
     assert predictor.gaps == 1
     assert ends[:2] == [32, 72]  # 48 would span the gap; the next window wholly after it ends at 40 + 32
     assert all(not (e - 32 < 40 < e) for e in ends)
+
+
+def test_the_predictor_makes_the_windows_training_makes_of_a_recorded_log_with_a_pause_and_a_reset(tmp_path):
+    """Replayed through the reader, a log holds the windows `window_dataset` cuts from its recording."""
+    raw, labels = motion.synth_script([("still", 3), ("walking", 5), ("jumping", 4)], RATE_HZ, subject=6, seed=3)
+    info = protocol.BoardInfo(rate_hz=RATE_HZ)
+    t_us = 1_000_000 + np.arange(600) * 20_000
+    t_us[203:] += 2_000_000  # unplugged for two seconds after sample 203
+    seq, boot = np.arange(600), slice(390, 600)
+    seq[boot], t_us[boot] = np.arange(210), 1_500_000 + np.arange(210) * 20_000  # reset: the board booted again
+    log = tmp_path / "pause_and_reset.bin"
+    log.write_bytes(protocol.encode_info(info) + protocol.encode_samples(seq[:390], t_us[:390], raw[:390])
+                    + protocol.encode_info(info) + protocol.encode_samples(seq[boot], t_us[boot], raw[boot]))
+    recorded = subprocess.run([sys.executable, "-m", "harduino.cli", "record", f"replay://{log}?speed=max",
+                               "--subject", "s6", "--label", "x", "--out", str(tmp_path / "rec")],
+                              capture_output=True, text=True, timeout=60)
+    assert recorded.returncode == 0, recorded.stderr
+    rec = load_recordings(tmp_path / "rec")[0]
+    ws = window_dataset([rec], "aligned", label_policy="majority")
+    assert len(rec) == 600 and len(ws) == (203 - 32) // 16 + 1 + (187 - 32) // 16 + 1 + (210 - 32) // 16 + 1
+    starts = np.searchsorted(rec.t, ws.t0)
+    sim = window_dataset(load_recordings(ROOT / "data" / "sim"), "aligned")
+    est = fit_estimator(make_estimator("logreg", "aligned", rate_hz=RATE_HZ), sim.X, sim.y)
+    model = save_bundle(est, tmp_path / "m", dict(architecture="logreg", channel_set="aligned", window=32, step=16,
+                                                  rate_hz=RATE_HZ))
+    session = LiveSession(model, smooth_k=1)
+    try:
+        run_session(session, replay_url(log))
+        predictor, predictions = session.predictor, session.history.recent()
+    finally:
+        session.close()
+    assert predictor.error is None and predictor.skipped == 0 and predictor.gaps == 2
+    # The same windows: the same first and last samples (the recording keeps every sample the reader got)...
+    assert [p.index for p in predictions] == list(starts + 32)
+    assert [p.t for p in predictions] == pytest.approx(list(1.0 + rec.t[starts + 31]), abs=1e-5)  # t from 1 s on
+    # ... and the same values (the gravity filter started again after each gap), to the CSV's four decimals.
+    expected = load_bundle(model).predict_proba(ws.X)
+    assert np.allclose([p.raw_proba for p in predictions], expected, atol=2e-3)
 
 
 # ---------------------------------------------------------------- terminal mode and the command

@@ -1,13 +1,10 @@
-"""From recordings to windows: channels, the one windowing function, window labels, splits.
+"""From recordings to windows: channels, labelled window sets, splits, the channel scaler.
 
 Everything here is a pure numpy function, but for `ChannelStream`, which keeps
-a gravity filter's state. `windows` is the only place samples become windows
-and `ChannelStream` the only place samples become channels; training goes
-through `window_dataset` and live prediction through the predictor's stream,
-and both call them, so they cannot disagree.
-
-Windows never cross a session boundary or a gap in a session (a board reset,
-an unplug): each stretch of evenly spaced samples is windowed on its own.
+a gravity filter's state. `ChannelStream` is the only place samples become
+channels, and windowing.py's `window_grid` the only one that decides which
+windows a stream holds; training goes through `window_dataset` and live
+prediction through the predictor, and both call them, so they cannot disagree.
 Splits keep whole sessions or whole subjects on one side, because
 overlapping windows of one session on both sides of a split leak.
 """
@@ -28,7 +25,7 @@ from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 from .calibration import calibrate, has_gravity
 from .errors import UserError
 from .recording import Recording, RecordingNote, load_recording
-from .window_defaults import STEP, WINDOW  # noqa: F401 - the grid's defaults, also dataset.WINDOW / .STEP
+from .windowing import STEP, WINDOW, window_grid, window_labels, windows_at
 
 AXES = ("ax", "ay", "az", "gx", "gy", "gz")
 MAGNITUDES = ("acc_mag", "gyro_mag")
@@ -43,8 +40,6 @@ CHANNEL_SETS = {
     "body": ALIGNED + MAGNITUDES + ("tilt",),  # + the lean away from the wearer's calibrated upright
 }
 GRAVITY_CUTOFF_HZ = 0.8  # the causal low-pass that separates gravity from movement (docs/orientation.md: why)
-LABEL_POLICIES = ("pure", "majority")
-_GAP_PERIODS = 3.0  # a time step longer than this many sample periods splits a session
 
 
 # ---------------------------------------------------------------- loading
@@ -188,53 +183,6 @@ def select_channels(si: np.ndarray, channel_set: str, rate_hz: float | None = No
     return ChannelStream(channel_set, rate_hz, calibration).push(si)
 
 
-def windows(x: np.ndarray, size: int = WINDOW, step: int = STEP) -> np.ndarray:
-    """(n, c) samples -> (n_windows, c, size) float32 windows starting every `step` samples.
-
-    The one windowing function: training and live prediction both use it.
-    Window i covers samples i*step .. i*step+size-1; a tail shorter than a
-    window is left out.
-    """
-    if size < 1 or step < 1:
-        raise ValueError("window size and step must be positive")
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[0] < size:
-        return np.zeros((0, x.shape[1], size), dtype=np.float32)
-    view = np.lib.stride_tricks.sliding_window_view(x, size, axis=0)  # (n-size+1, c, size), no copy
-    return np.ascontiguousarray(view[::step])
-
-
-def segments(t: np.ndarray, rate_hz: float) -> list[tuple[int, int]]:
-    """[start, end) index ranges of evenly spaced samples: split where time jumps back or skips ahead."""
-    dt = np.diff(np.asarray(t, dtype=np.float64))
-    cut = np.flatnonzero((dt <= 0) | (dt > _GAP_PERIODS / rate_hz)) + 1
-    edges = np.concatenate([[0], cut, [len(t)]])
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-
-
-def window_labels(labels: np.ndarray, size: int = WINDOW, step: int = STEP,
-                  policy: str = "pure") -> np.ndarray:
-    """One label per window of `windows(..., size, step)`; '' where the window gets none.
-
-    "pure": a window whose samples carry more than one label, or no label, gets ''.
-    "majority": the most common label of the window ('' if most samples have none; ties
-    between labels go to the one that sorts first).
-    """
-    if policy not in LABEL_POLICIES:
-        raise UserError(f"unknown label policy {policy!r}; choose one of {', '.join(LABEL_POLICIES)}.")
-    names, codes = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
-    coded = windows(codes.reshape(-1, 1).astype(np.float32), size, step)[:, 0, :].astype(np.int64)
-    if coded.shape[0] == 0:
-        return np.zeros(0, dtype=names.dtype)
-    if policy == "pure":
-        same = coded.min(axis=1) == coded.max(axis=1)
-        return np.where(same, names[coded[:, 0]], "")
-    counts = (coded[:, :, None] == np.arange(names.size)).sum(axis=1).astype(np.float64)
-    if names[0] == "":
-        counts[:, 0] -= 0.5  # a tie between a label and no label goes to the label
-    return names[np.argmax(counts, axis=1)]
-
-
 @dataclass
 class WindowSet:
     """Windows of many sessions with what each came from."""
@@ -271,12 +219,14 @@ def window_dataset(recordings: Sequence[Recording], channel_set: str = "all", si
     rate = check_one_rate(recordings)
     parts = []
     for rec in recordings:
-        for a, b in segments(rec.t, rec.rate_hz):  # never across a session boundary or a gap
-            X = windows(select_channels(rec.si[a:b], channel_set, rec.rate_hz, rec.calibration), size, step)
+        grid = window_grid(rec.t, rec.rate_hz, size, step)  # never across a session boundary or a gap
+        for a, b in grid.stretches:
+            starts = grid.starts[(grid.starts >= a) & (grid.starts < b)]
+            X = windows_at(select_channels(rec.si[a:b], channel_set, rec.rate_hz, rec.calibration), starts - a, size)
             y = window_labels(rec.labels[a:b], size, step, label_policy)
             keep = y != ""
             parts.append((X[keep], y[keep], np.full(keep.sum(), rec.subject), np.full(keep.sum(), rec.session),
-                          rec.t[a:b][::step][: len(y)][keep]))
+                          rec.t[starts[keep]]))
     X, y, subjects, sessions, t0 = (np.concatenate(column) for column in zip(*parts))
     return WindowSet(X, y.astype(str), subjects.astype(str), sessions.astype(str), t0.astype(np.float64),
                      rate, channel_set, size, step)

@@ -4,17 +4,17 @@
         ──► smoothing over the last k windows ──► label, or "uncertain" below a threshold
         ──► PredictionHistory (read by the dashboard and the terminal)
 
-Windows end on a fixed grid of buffer indices (every `step` samples from the
-first full window), so a stream that is read in time gives the same
-predictions however its bytes happen to arrive. A predictor that falls behind
-jumps to the newest window on the grid and counts the ones it skipped. A
-window never spans a gap in the stream (a reconnect, a board reset): the
-predictor waits for a whole window after it, as training never windows across
-one either. The channels come from one `ChannelStream` fed every sample in
-order (its gravity filter keeps its state across windows, and starts again
-after a gap, as training starts a new stretch there), so a replayed recording
-gives the windows training made of it. A model whose channels need the
-wearer's calibration waits for the first still stretch of the stream.
+Which windows exist is decided by `windowing.window_grid`, the function that
+windows training data, run on the buffer's tail: a window every `step`
+samples from the start of each stretch between gaps (a reconnect, a board
+reset), never across one. So a stream that is read in time gives the same
+predictions however its bytes happen to arrive, and a replayed recording gives
+the windows training made of it. A predictor that falls behind jumps to the
+newest window and counts the ones it skipped. The channels come from one
+`ChannelStream` fed every sample in order (its gravity filter keeps its state
+across windows, and starts again after a gap, as training starts a new
+stretch there). A model whose channels need the wearer's calibration waits for
+the first still stretch of the stream.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import numpy as np
 
 from .. import calibration as calib
 from ..dataset import ChannelStream, needs_calibration
+from ..windowing import window_grid
 
 UNCERTAIN = "uncertain"
 SMOOTHING = ("mean", "majority")
-_GAP_PERIODS = 3.0   # a board-time step longer than this many sample periods is a gap
 _WAKE_S = 0.1        # longest wait on the buffer before looking at the stop flag again
 
 
@@ -60,13 +60,6 @@ def decide(proba: np.ndarray, classes, threshold: float) -> tuple[str, float]:
     return (str(classes[best]) if confidence >= threshold else UNCERTAIN), confidence
 
 
-def gap_end(t_us: np.ndarray, rate_hz: float) -> int:
-    """Index just after the last gap in a run of board times (0 if evenly spaced throughout)."""
-    dt = np.diff(t_us)
-    gaps = np.flatnonzero((dt <= 0) | (dt > _GAP_PERIODS * 1e6 / rate_hz))
-    return int(gaps[-1]) + 1 if gaps.size else 0
-
-
 # ---------------------------------------------------------------- results
 
 @dataclass
@@ -91,7 +84,7 @@ class Prediction:
 class PredictorStats:
     predictions: int
     skipped: int             # windows passed over to catch up
-    gaps: int                # windows not made because they would span a gap in the stream
+    gaps: int                # gaps in the stream (a pause, a board reset) since the start: no window spans one
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     model_p50_ms: float | None
@@ -186,13 +179,11 @@ class Predictor(threading.Thread):
         self.waiting_for: str | None = self._waiting_for(bundle)
         self._stream: ChannelStream | None = None
         self._fed = 0               # buffer index of the next sample the stream has not seen
-        self._stretch_start = 0     # buffer index where the stream's current stretch began
-        self._last_t_us = None      # board time of the last sample fed, to see a gap at the seam
         self._tail = None           # the newest `window` rows of channels
-        # Window ends lie on a grid anchored at the stream's start; samples that came before the
-        # predictor was made are history, not windows it fell behind on.
-        size, total = bundle.window, buffer.total
-        self._first_end = size + self.step * -(-max(0, total - size) // self.step)
+        # Buffer indices: where the grid's next window starts, the first start not yet decided (windows
+        # ending before the predictor was made are history, not ones it fell behind on), the newest gap seen.
+        total = buffer.total
+        self._next, self._undecided, self._last_cut = 0, total - bundle.window, total - 1
 
     @property
     def bundle(self):
@@ -234,84 +225,55 @@ class Predictor(threading.Thread):
             self.finished.set()
 
     def _loop(self) -> None:
-        end = self._first_end  # index just after the next window to predict
         while not self._stop_event.is_set():
             ended = self._ended is not None and self._ended.is_set()  # read before the buffer: nothing after
-            total = self.buffer.total
-            if total < end:
-                if ended:
-                    return
-                self.buffer.wait(end - 1, _WAKE_S)
+            with self._lock:
+                bundle, name = self._bundle, self._model_name
+            if self.buffer.total >= self._next + bundle.window and self._advance(bundle, name):
                 continue
-            behind = (total - end) // self.step
-            if self.waiting_for is None:  # windows passed over while calibrating were never due
-                self.skipped += behind
-            end += behind * self.step
-            end = self._predict(end)
+            if ended:
+                return
+            self.buffer.wait(self._next + bundle.window - 1, _WAKE_S)
 
     def _waiting_for(self, bundle) -> str | None:
         if needs_calibration(bundle.channel_set) and self.calibration is None:
             return "the wearer to stand still for a few seconds (calibration)"
         return None
 
-    def _start_stream(self, bundle, end: int) -> bool:
-        """A fresh channel stream from the oldest sample still held; False while it cannot start yet."""
-        first = self.buffer.since(0).start
-        if self.waiting_for is not None:
-            block = self.buffer.since(max(first, end - int(60 * self.rate_hz)))  # the last minute at most
-            self.calibration = calib.estimate(block.t_us / 1e6, block.si, self.rate_hz)
-            if self.calibration is None:
-                return False
-            self.waiting_for = None
-        self._stream = ChannelStream(bundle.channel_set, self.rate_hz, self.calibration)
-        self._fed = self._stretch_start = first
-        self._last_t_us, self._tail = None, np.zeros((0, len(self._stream.names)), dtype=np.float32)
-        return True
-
-    def _feed(self, block, n: int, size: int) -> int:
-        """Push the first n samples of `block` (from self._fed on) through the stream, starting a new
-        stretch at each gap; returns how many samples the current stretch holds."""
-        t_us, si = block.t_us[:n], block.si[:n]
-        if self._last_t_us is not None:
-            t_us = np.concatenate([[self._last_t_us], t_us])
-        dt = np.diff(t_us)
-        gaps = np.flatnonzero((dt <= 0) | (dt > _GAP_PERIODS * 1e6 / self.rate_hz))
-        offset = 1 if self._last_t_us is not None else 0
-        start = int(gaps[-1]) + 1 - offset if gaps.size else 0  # the newest stretch starts here in si
-        if gaps.size:
-            self._stream.reset()
-            self._stretch_start = self._fed + start
-            self._tail = self._tail[:0]
-        channels = self._stream.push(si[start:])
-        self._tail = np.concatenate([self._tail, channels])[-size:]
-        self._fed += n
-        self._last_t_us = int(block.t_us[n - 1]) if n else self._last_t_us
-        return self._fed - self._stretch_start
-
-    def _predict(self, end: int) -> int:
-        """Predict the window ending at `end`; returns where the next window ends."""
-        with self._lock:
-            bundle, name = self._bundle, self._model_name
-        size = bundle.window
-        started = time.monotonic()
-        if self._stream is None and not self._start_stream(bundle, end):
-            return end + self.step
-        block = self.buffer.since(self._fed)
-        if block.start > self._fed:  # overwritten already (a very slow model): start again from what is left
+    def _advance(self, bundle, name: str) -> bool:
+        """Grid the buffer's tail and predict its newest window; False when no window is due yet."""
+        size, started = bundle.window, time.monotonic()
+        # The tail from the grid's next window, or from the last sample fed when that is older (so a
+        # gap at the seam shows); a stream that starts again takes all the samples still held.
+        lo = 0 if self._stream is None else min(self._next, self._fed - 1)
+        block = self.buffer.since(lo)
+        if block.start > lo:  # overwritten already (a very slow model): the stream starts again from what is left
             self._stream = None
-            return block.end + self.step
-        fed = self._feed(block, end - self._fed, size)
-        if fed < size:  # a gap inside the window: wait for the first window wholly after it
-            self.gaps += 1
-            return self._stretch_start + size
+        lo = block.start
+        grid = window_grid(block.t_us / 1e6, self.rate_hz, size, self.step, (self._next - lo) % self.step)
+        self._next = lo + grid.next
+        new_cuts = lo + grid.cuts[lo + grid.cuts > self._last_cut]
+        if new_cuts.size:
+            self.gaps += len(new_cuts)
+            self._last_cut = int(new_cuts[-1])
+        due = grid.starts[lo + grid.starts >= self._undecided]
+        if not due.size:
+            return False
+        start = int(due[-1])  # the newest window; those before it are passed over
+        self._undecided = lo + start + 1
+        if self.waiting_for is None:  # windows passed over while calibrating were never due
+            self.skipped += len(due) - 1
+        if self._stream is None and not self._start_stream(bundle, block, lo, start + size):
+            return True
+        self._feed(block, lo, grid, start, size)
         window = self._tail.T[None]
-        host_t_newest, t_newest = block.host_t[end - block.start - 1], block.t_us[end - block.start - 1]
+        host_t_newest, t_newest = block.host_t[start + size - 1], block.t_us[start + size - 1]
         windowed = time.monotonic()
         raw = np.asarray(bundle.predict_proba(window), dtype=np.float64)[0]
         modelled = time.monotonic()
         with self._lock:
             if bundle is not self._bundle:  # swapped while predicting: drop this one
-                return end
+                return True
             self._recent.append(raw)
             proba = smooth(np.array(self._recent), self.smoothing)
         label, confidence = decide(proba, bundle.classes_, self.threshold)
@@ -322,8 +284,33 @@ class Predictor(threading.Thread):
             self._model_ms.append((modelled - windowed) * 1e3)
         self.predictions += 1
         self.history.append(Prediction(
-            index=end, t=float(t_newest) / 1e6, label=label, confidence=confidence, proba=proba,
+            index=lo + start + size, t=float(t_newest) / 1e6, label=label, confidence=confidence, proba=proba,
             raw_proba=raw, classes=tuple(str(c) for c in bundle.classes_),
             window_ms=(windowed - started) * 1e3, model_ms=(modelled - windowed) * 1e3,
             smooth_ms=(done - modelled) * 1e3, latency_ms=latency, model=name))
-        return end + self.step
+        return True
+
+    def _start_stream(self, bundle, block, lo: int, end: int) -> bool:
+        """A fresh channel stream from the block's first sample (buffer index lo); False while it cannot start
+        yet (the calibration its model needs is not there: tried on the last minute up to the window's end)."""
+        if self.waiting_for is not None:
+            since = max(0, end - int(60 * self.rate_hz))
+            self.calibration = calib.estimate(block.t_us[since:] / 1e6, block.si[since:], self.rate_hz)
+            if self.calibration is None:
+                return False
+            self.waiting_for = None
+        self._stream = ChannelStream(bundle.channel_set, self.rate_hz, self.calibration)
+        self._fed, self._tail = lo, np.zeros((0, len(self._stream.names)), dtype=np.float32)
+        return True
+
+    def _feed(self, block, lo: int, grid, start: int, size: int) -> None:
+        """Push the block's samples up to the end of the window at `start` through the stream, in order; it
+        starts again at the newest gap in between, as training starts a new stretch there."""
+        fed = self._fed - lo
+        cuts = grid.cuts[(grid.cuts >= fed) & (grid.cuts <= start)]
+        if cuts.size:
+            self._stream.reset()
+            self._tail, fed = self._tail[:0], int(cuts[-1])
+        channels = self._stream.push(block.si[fed:start + size])
+        self._tail = np.concatenate([self._tail, channels])[-size:]
+        self._fed = lo + start + size
