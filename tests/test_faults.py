@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from harduino import firmware, motion, protocol, transport
-from harduino.reader import Reader
+from harduino.reader import LinkState, Reader
 from harduino.recording import RecordingNote, load_recording
 from harduino.simboard import PtyBoard
 
@@ -146,7 +146,7 @@ def test_reader_follows_the_firmware_through_a_kill_and_restart(tmp_path, elf):
         first.stop()  # the simulator is killed: the terminal goes away under the reader
         wait_for(lambda: not reader.stats().connected, "the reader to notice the board is gone")
         before = reader.buffer.total
-        assert "port lost" in reader.stats().note
+        assert reader.stats().state is LinkState.LOST and "port lost" in reader.stats().reason
 
         second = firmware.FirmwareBoard(rows, realtime=False, elf=elf)
         relink(link, second.port)

@@ -9,6 +9,7 @@ tests skip without them, except under CI=true, where they fail.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -19,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harduino import firmware, motion, protocol
+from harduino import cli, firmware, motion, protocol
 from harduino.errors import UserError
 from harduino.reader import Reader
+from harduino.recording import load_recording
 from harduino.transport import open_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,6 +161,34 @@ def test_reader_reads_the_firmware_like_a_board(elf, rows):
     np.testing.assert_allclose(block.si, rows[block.seq % len(rows)] * EXPECTED_SCALE)
     assert spacing_ok(block.t_us, 50)
     assert (stats.lost, stats.crc_errors, stats.resets) == (0, 0, 0)
+
+
+def test_record_rate_asks_the_firmware_for_its_rate_and_records_at_it(elf, rows, tmp_path, capsys):
+    """`record --rate 100`: the board (50 Hz at power-up) is asked for 100 Hz, and the recording is at 100 Hz."""
+    with firmware.FirmwareBoard(rows, realtime=False, elf=elf) as board:
+        board.start()
+        code = cli.main(["record", board.port, "--rate", "100", "--duration", "3", "--subject", "fw",
+                         "--label", "walking", "--no-calibration", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    [csv] = tmp_path.glob("fw_walking_*.csv")
+    rec, meta = load_recording(csv), json.loads(csv.with_suffix(".json").read_text())
+    assert meta["rate_hz"] == 100 and meta["board"]["rate_hz"] == 100 and rec.rate_hz == 100
+    assert len(rec) == 300 and spacing_ok(rec.t_us, 100) and np.all(np.diff(rec.seq) == 1)
+    # Each sample is the row the simulated sensor served for it: nothing from before the rate was taken.
+    np.testing.assert_array_equal(np.rint(rec.si / EXPECTED_SCALE), rows[rec.seq % len(rows)])
+    # The raw log beside it replays to the same samples, at 100 Hz.
+    chunk = protocol.Decoder().feed(csv.with_suffix(".bin").read_bytes())
+    assert [info.rate_hz for _, info in chunk.infos] == [100] and np.array_equal(chunk.seq, rec.seq - rec.seq[0])
+
+
+def test_a_rate_the_firmware_refuses_is_one_sentence_and_records_nothing(elf, rows, tmp_path, capsys):
+    with firmware.FirmwareBoard(rows, realtime=False, elf=elf) as board:
+        board.start()
+        code = cli.main(["record", board.port, "--rate", "5000", "--subject", "fw", "--label", "walking",
+                         "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "refused rate 5000 Hz" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(("who_am_i", "message"), [(None, "no MPU-6050"), (0x55, "WHO_AM_I 0x55")],

@@ -36,6 +36,15 @@ def test_stream_prints_a_stats_line_a_second(capsys):
     assert "100.0 Hz" in lines[0] and "0 lost" in lines[0] and "0 crc errors" in lines[0]
 
 
+def test_stream_rate_asks_the_board_and_a_log_that_cannot_answer_is_one_sentence(capsys):
+    assert cli.main(["stream", "sim://?rate=50", "--rate", "100", "--duration", "1.3"]) == 0
+    assert "100.0 Hz" in capsys.readouterr().out.splitlines()[0]
+    log = sorted((ROOT / "data" / "sim").glob("*.bin"))[0]
+    assert cli.main(["stream", f"replay://{log}", "--rate", "100"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "did not answer `rate 100` (it sends at 50 Hz)" in err
+
+
 def test_stream_raw_log_replays_to_the_same_samples(tmp_path, capsys):
     log = tmp_path / "walk.bin"
     assert cli.main(["stream", "sim://?activity=jumping&subject=2&rate=200&speed=max", "--samples",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harduino import motion, protocol, transport
-from harduino.reader import Reader, SampleBuffer
+from harduino.reader import LinkState, Reader, SampleBuffer
 from harduino.simboard import PtyBoard
 
 SCALE = protocol.BoardInfo().si_scale
@@ -88,7 +88,7 @@ def test_sim_through_the_reader_is_evenly_spaced_continuous_and_in_si():
     raw = motion.synth_activity("waving", len(block), 50, subject=3, seed=1)
     assert np.array_equal(block.si, raw * reader.info.si_scale)  # SI = raw × the info frame's scale
     stats = reader.stats()
-    assert not stats.connected and stats.samples == len(block) and stats.crc_errors == 0
+    assert stats.state is LinkState.ENDED and stats.samples == len(block) and stats.crc_errors == 0
 
 
 def test_raw_log_replays_to_exactly_the_same_samples(tmp_path):
@@ -105,7 +105,7 @@ def test_raw_log_replays_to_exactly_the_same_samples(tmp_path):
     a, b = live.buffer.since(0), replay.buffer.since(0)
     assert len(a) >= 3000 and len(b) == len(a)
     assert np.array_equal(a.seq, b.seq) and np.array_equal(a.t_us, b.t_us) and np.array_equal(a.si, b.si)
-    assert replay.stats().note == "end of stream"
+    assert replay.stats().state is LinkState.ENDED and replay.stats().reason == "end of stream"
 
 
 def test_replay_loop_repeats_the_log(tmp_path):
@@ -168,7 +168,7 @@ def test_pty_closed_and_reopened_is_survived_with_the_gap_counted(tmp_path):
             if not reader.stats().connected:
                 break
             reader.finished.wait(0.05)
-        assert not reader.stats().connected and "port lost" in reader.stats().note
+        assert reader.stats().state is LinkState.LOST and "port lost" in reader.stats().reason
         reader.finished.wait(0.3)
         os.unlink(link)
         os.symlink(board.plug(), link)

@@ -8,14 +8,14 @@ The thread reads at most once per dashboard frame (READ_INTERVAL_S) and
 otherwise blocks in `read()` with a timeout (no polling), survives a port that
 disappears by reopening it (by its stable id where there is one), and keeps
 link statistics, including how fast the board's clock runs against the host's.
+It sets the link's state (harduino.link) at each change, and, given a rate,
+asks the board for it on every connection and after every reset.
 """
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +23,11 @@ import serial
 
 from . import protocol, transport
 from .errors import UserError
+from .link import RATE_WINDOW_S, LinkMeter, LinkState, LinkStats
 from .protocol import BoardInfo
 from .ringbuffer import Block, SampleBuffer
 
-__all__ = ["INFO_TIMEOUT_S", "READ_INTERVAL_S", "Block", "LinkStats", "Reader", "SampleBuffer"]
+__all__ = ["INFO_TIMEOUT_S", "READ_INTERVAL_S", "Block", "LinkState", "LinkStats", "Reader", "SampleBuffer"]
 
 
 INFO_TIMEOUT_S = 5.0  # a board answers `info` within milliseconds; a silent port is not a board
@@ -35,43 +36,11 @@ INFO_TIMEOUT_S = 5.0  # a board answers `info` within milliseconds; a silent por
 # hundred µs of cold-cache work whether it brings one frame or ten, so at 100 Hz reading each
 # frame as it comes would cost 5x the CPU for latency nobody sees. Slower streams wait not at all.
 READ_INTERVAL_S = 1 / 33
+# --rate: a board answers `rate` with an info frame within milliseconds. One that goes on sending
+# frames this long after being asked, none of them at the rate asked, did not take it.
+RATE_ANSWER_S = 2.0
+RATE_ASK_AGAIN_S = 0.5  # an info frame at another rate this soon after asking came before the answer
 
-# ---------------------------------------------------------------- link statistics
-
-@dataclass
-class LinkStats:
-    port: str
-    connected: bool
-    rate_hz: float               # samples received per board second, recently
-    samples: int                 # samples in the buffer, ever
-    lost: int                    # sequence numbers that never arrived
-    crc_errors: int
-    resets: int                  # board restarts seen
-    reconnects: int              # times the port disappeared and came back
-    bytes_per_s: float
-    since_last_frame_s: float | None
-    drift_ppm: float | None      # board clock against host clock (+: the board's runs fast)
-    bytes: int = 0
-    malformed: int = 0
-    note: str = ""               # what is going on, when something is
-
-    def line(self) -> str:
-        """One human line, the `harduino stream` status line."""
-        state = "connected" if self.connected else "ended" if self.note == "end of stream" else "DISCONNECTED"
-        drift = "n/a" if self.drift_ppm is None else f"{self.drift_ppm:+.0f} ppm"
-        last = "n/a" if self.since_last_frame_s is None else f"{self.since_last_frame_s:.2f} s"
-        text = (f"{self.port}: {state}, {self.rate_hz:.1f} Hz, {self.samples} samples, {self.lost} lost, "
-                f"{self.crc_errors} crc errors, {self.resets} resets, {self.reconnects} reconnects, "
-                f"{self.bytes_per_s:.0f} B/s, last frame {last} ago, drift {drift}")
-        return f"{text} ({self.note})" if self.note else text
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-_RATE_WINDOW_S = 2.0      # bytes/s and sample rate are measured over about this much
-_DRIFT_MIN_SPAN_S = 2.0   # drift needs this much board time before it means anything
-_DRIFT_POINTS = 600       # one point per board second: ten minutes
 READ_MAX = 1 << 16        # bytes one read takes at most: a replay at full speed comes a block at a time
 _REOPEN_EVERY_S = 0.5
 
@@ -80,9 +49,14 @@ class Reader(threading.Thread):
     """Reads a port in the background into `buffer`; see the module docstring."""
 
     def __init__(self, url: str, *, capacity: int = 1 << 16, raw_log: str | Path | None = None,
-                 read_timeout: float = 0.1, min_interval: float = READ_INTERVAL_S) -> None:
+                 read_timeout: float = 0.1, min_interval: float = READ_INTERVAL_S, rate_hz: int | None = None) -> None:
         super().__init__(name=f"reader {url}", daemon=True)
         self.url = url
+        # The sample rate asked of the board on every connection and after every reset (it powers up
+        # at its default): until it answers at this rate, its samples are not taken. None: its own rate.
+        self.rate_hz = rate_hz
+        self._rate_asked: float | None = None  # when `rate` was last sent and not yet answered
+        self._other_rate: int | None = None    # the rate the board sends at instead, while not answered
         self.buffer = SampleBuffer(capacity)
         self.info: BoardInfo | None = None
         # (buffer index, info) at each change of the board's info: a recording splits there (one board, one rate).
@@ -97,13 +71,11 @@ class Reader(threading.Thread):
         self._stop_event = threading.Event()
         self._port: serial.SerialBase | None = None
         self._decoder = protocol.Decoder()
-        self._connected = False
+        self._link = (LinkState.CONNECTING, "")  # (state, reason): set together, read together
         self._reconnects = 0
         self._skipped = 0          # samples before an info frame on a connection: not trusted, counted lost
-        self._note = ""
-        self._bytes = collections.deque()   # (host time, bytes so far), over the rate window
+        self._meter = LinkMeter()   # bytes per second, the board's clock against the host's
         self._last_frame: float | None = None
-        self._drift = collections.deque(maxlen=_DRIFT_POINTS)  # [board s, min(host - board) s]
         self._scale: np.ndarray | None = None
         # One raw log at a time: `raw_log` from the connection's first info frame on (record,
         # stream), or one started and stopped while streaming (start_raw_copy, the dashboard).
@@ -183,8 +155,10 @@ class Reader(threading.Thread):
                     raise UserError(f"cannot write the raw log {self.raw_log}: {err.strerror}.") from None
         except UserError as err:
             self.error = str(err)
+            self._link = (LinkState.FAILED, self.error)
             self.finished.set()
             return
+        self._link = (LinkState.CONNECTED, "")
         again = transport.reopen_path(self.url)
         try:
             while not self._stop_event.is_set():
@@ -198,20 +172,25 @@ class Reader(threading.Thread):
         except UserError as err:  # the raw log could not be written: stop rather than lose bytes silently
             self.error = str(err)
         finally:
-            self._connected = False
             self._close_port()
             with self._log_lock:
                 self._close_log()
             if self.raw_log is not None:
                 self.error = self.error or self._log_error
+            if self.error:
+                self._link = (LinkState.FAILED, self.error)
+            elif self._link[0] is not LinkState.ENDED:
+                self._link = (LinkState.ENDED, "stopped")
             self.finished.set()
 
     def _read_connection(self) -> None:
         port = self._port
-        self._connected, self._scale, self._logging = True, None, False
-        self._drift.clear()
+        self._scale, self._logging = None, False
+        self._meter.clear_drift()
         # `binary` first: a board left in text mode (CSV for the Serial Plotter) sends frames again.
-        port.write(protocol.command("binary") + protocol.command("info"))
+        # `rate` is answered by an info frame, as `info` is.
+        port.write(protocol.command("binary") + self._ask_rate() if self.rate_hz else
+                   protocol.command("binary") + protocol.command("info"))
         # A source whose bytes wait for us (sim://, replay://) is read no faster than a
         # consumer that must miss nothing (replay --samples) takes the samples.
         room = READ_MAX // protocol.SAMPLE_FRAME_LEN + 2 if getattr(port, "waits_for_reader", False) else 0
@@ -232,13 +211,13 @@ class Reader(threading.Thread):
                 self._take(data, self._last_read)
             elif getattr(port, "at_end", False):  # replay:// has played the whole log
                 self._take(None, time.monotonic())
-                self._note = "end of stream"
+                self._link = (LinkState.ENDED, "end of stream")
                 return
+            self._check_rate_answered()
 
     def _lose_port(self, err: Exception) -> None:
         self._take(None, time.monotonic())  # the complete frames held back; a frame cut off is skipped
-        self._connected = False
-        self._note = f"port lost ({err}); waiting for it to come back"
+        self._link = (LinkState.LOST, f"port lost ({err}); waiting for it to come back")
         self._close_port()
 
     def _reopen(self, path: str) -> bool:
@@ -248,7 +227,7 @@ class Reader(threading.Thread):
             except UserError:
                 continue
             self._reconnects += 1
-            self._note = f"reconnected to {path}"
+            self._link = (LinkState.CONNECTED, f"reconnected to {path}")
             return True
         return False
 
@@ -259,6 +238,40 @@ class Reader(threading.Thread):
             except Exception:  # noqa: BLE001 - closing a vanished port may fail; it is gone either way
                 pass
 
+    # -- the rate asked for (--rate)
+
+    def _ask_rate(self) -> bytes:
+        self._rate_asked = time.monotonic()
+        return protocol.command("rate", self.rate_hz)
+
+    def _takes(self, info: BoardInfo) -> bool:
+        """Whether the samples after this info frame are taken: not while the board sends at another rate than asked."""
+        if self.rate_hz is None or info.rate_hz == self.rate_hz:
+            self._rate_asked = None
+            return True
+        # A reset (it powers up at its default rate), or a `rate` lost while it booted: ask again. Not
+        # when just asked (this frame answers `binary`): each `rate` restarts the board's sampling schedule.
+        if self._rate_asked is not None and time.monotonic() - self._rate_asked < RATE_ASK_AGAIN_S:
+            return False
+        try:
+            self._port.write(self._ask_rate())
+        except (serial.SerialException, OSError):
+            pass  # the port is going: the next read says so, and the next connection asks again
+        return False
+
+    def _check_refusal(self, errors: list[tuple[int, int, str]]) -> None:
+        if self._rate_asked is not None and any(code == protocol.ERROR_BAD_RATE for _, code, _ in errors):
+            said = next(text for _, code, text in errors if code == protocol.ERROR_BAD_RATE)
+            raise UserError(f"the board at {self.url} refused rate {self.rate_hz} Hz ({said}): choose a rate "
+                            "it can sample at (the firmware takes 1 to 1000 Hz).")
+
+    def _check_rate_answered(self) -> None:
+        asked, heard = self._rate_asked, self._last_frame
+        if asked is not None and heard is not None and heard > asked and time.monotonic() - asked > RATE_ANSWER_S:
+            now = f" (it sends at {self._other_rate} Hz)" if self._other_rate else ""
+            raise UserError(f"the board at {self.url} did not answer `rate {self.rate_hz}`{now}: is it running the "
+                            "Harduino firmware? A recorded log (replay://) cannot change its rate.")
+
     # -- bytes to samples
 
     def _take(self, data: bytes | None, now: float) -> None:
@@ -267,39 +280,44 @@ class Reader(threading.Thread):
             decoder = self._decoder
             held, base, frames_before = decoder.pending, decoder.pending_offset, decoder.stats.frames_ok
             chunk = decoder.finish() if data is None else decoder.feed(data)
+            self._check_refusal(chunk.errors)
+            taken = [self._takes(info) for _, info in chunk.infos]
+            spans = [span for span, ok in zip(chunk.info_spans, taken) if ok]
             from_info = b""
-            if chunk.info_spans:  # where the board's own info frames lie in the bytes decoded
+            if spans:  # where the board's own info frames (those taken) lie in the bytes decoded
                 buf = held + (data or b"")
-                (first, _), (start, end) = chunk.info_spans[0], chunk.info_spans[-1]
+                (first, _), (start, end) = spans[0], spans[-1]
                 self._info_frame, from_info = buf[start - base : end - base], buf[first - base :]
             if data:
-                self._count_bytes(len(data), now)
+                self._meter.count_bytes(len(data), now)
                 self._log(data, from_info)
             if decoder.stats.frames_ok > frames_before:
                 self._last_frame = now
-            self._buffer(chunk, now)
+            self._buffer(chunk, taken, now)
 
-    def _buffer(self, chunk: protocol.DecodedChunk, now: float) -> None:
+    def _buffer(self, chunk: protocol.DecodedChunk, taken: list[bool], now: float) -> None:
+        """Buffer the samples in SI; those after an info frame not taken (another rate than asked) are dropped."""
         if chunk.resets:
-            self._drift.clear()
+            self._meter.clear_drift()
         # Samples between info frames take the scale of the info before them.
         edges = [0] + [position for position, _ in chunk.infos] + [len(chunk)]
-        scales = [self._scale] + [info.si_scale for _, info in chunk.infos]
-        for k, ((a, b), scale) in enumerate(zip(zip(edges[:-1], edges[1:]), scales)):
-            if k and (not self.boards or self.boards[-1][1] != chunk.infos[k - 1][1]):
-                self.boards.append((self.buffer.total, chunk.infos[k - 1][1]))
+        infos = [(None, False)] + [(info, ok) for (_, info), ok in zip(chunk.infos, taken)]
+        for (a, b), (info, ok) in zip(zip(edges[:-1], edges[1:]), infos):
+            if info is not None:
+                self._scale, self._other_rate = (info.si_scale, None) if ok else (None, info.rate_hz)
+                if ok and (not self.boards or self.boards[-1][1] != info):
+                    self.boards.append((self.buffer.total, info))
+                self.info = info if ok else self.info
             if b <= a:
                 continue
-            if scale is None:  # no info frame yet on this connection: scale unknown, samples dropped
+            if self._scale is None:  # no info frame (at the rate asked) yet on this connection: samples dropped
                 if self.buffer.total:  # after the first connection they leave a gap in the buffer
                     self._skipped += b - a
                 continue
-            self.buffer.append(chunk.seq[a:b], chunk.t_us[a:b], now, chunk.raw[a:b].astype(np.float64) * scale)
-        if chunk.infos:
-            self.info = chunk.infos[-1][1]
-            self._scale = self.info.si_scale
+            si = chunk.raw[a:b].astype(np.float64) * self._scale
+            self.buffer.append(chunk.seq[a:b], chunk.t_us[a:b], now, si)
         if len(chunk) and self._scale is not None:
-            self._track_drift(float(chunk.t_us[-1]) / 1e6, now)
+            self._meter.track_drift(float(chunk.t_us[-1]) / 1e6, now)
 
     def _log(self, data: bytes, from_info: bytes) -> None:
         """Raw log: every byte read from this connection's first info frame (from_info, when it came) on."""
@@ -325,61 +343,35 @@ class Reader(threading.Thread):
         except OSError as err:
             self._log_error = self._log_error or f"cannot write the raw log {log.name}: {err.strerror or err}."
 
-    def _count_bytes(self, n: int, now: float) -> None:
-        total = (self._bytes[-1][1] if self._bytes else 0) + n
-        self._bytes.append((now, total))
-        while len(self._bytes) > 2 and now - self._bytes[1][0] > _RATE_WINDOW_S:
-            self._bytes.popleft()
-
-    def _track_drift(self, board_s: float, now: float) -> None:
-        """Keep the smallest host-minus-board offset per board second: the least delayed arrival."""
-        offset = now - board_s
-        if self._drift and int(self._drift[-1][0]) == int(board_s):
-            if offset < self._drift[-1][1]:
-                self._drift[-1] = [board_s, offset]
-        else:
-            self._drift.append([board_s, offset])
-
     # -- statistics
 
     def stats(self) -> LinkStats:
         now = time.monotonic()
         d = self._decoder.stats
+        state, reason = self._link
+        if state is LinkState.CONNECTED and self._rate_asked is not None:
+            reason = f"asked the board for {self.rate_hz} Hz, waiting for its answer"
         return LinkStats(
             port=self.url,
-            connected=self._connected,
+            state=state,
             rate_hz=self._sample_rate(),
             samples=self.buffer.total,
             lost=d.samples_lost + self._skipped,
             crc_errors=d.crc_errors,
             resets=d.resets,
             reconnects=self._reconnects,
-            bytes_per_s=self._bytes_per_s(now),
+            bytes_per_s=self._meter.bytes_per_s(now),
             since_last_frame_s=None if self._last_frame is None else now - self._last_frame,
-            drift_ppm=self._drift_ppm(),
+            drift_ppm=self._meter.drift_ppm(),
             bytes=d.bytes_in,
             malformed=d.malformed,
-            note=self.error or self._note,
+            reason=reason,
         )
 
     def _sample_rate(self) -> float:
-        n = int(_RATE_WINDOW_S * (self.info.rate_hz if self.info else 50)) + 1
+        n = int(RATE_WINDOW_S * (self.info.rate_hz if self.info else 50)) + 1
         block = self.buffer.latest(n)
         if len(block) < 2:
             return 0.0
         span = (block.t_us[-1] - block.t_us[0]) / 1e6
         return (len(block) - 1) / span if span > 0 else 0.0
-
-    def _bytes_per_s(self, now: float) -> float:
-        points = list(self._bytes)
-        if len(points) < 2:
-            return 0.0
-        (t0, b0), (_, b1) = points[0], points[-1]
-        return (b1 - b0) / max(now - t0, 1e-9)
-
-    def _drift_ppm(self) -> float | None:
-        points = np.array(list(self._drift))
-        if len(points) < 3 or points[-1, 0] - points[0, 0] < _DRIFT_MIN_SPAN_S:
-            return None
-        slope = np.polyfit(points[:, 0], points[:, 1], 1)[0]  # host s per board s, minus one
-        return float(-slope / (1 + slope) * 1e6)

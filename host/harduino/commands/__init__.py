@@ -7,6 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from .numbers import positive_int
+
+
+def add_rate_option(p) -> None:
+    """`--rate HZ`: the sample rate asked of the board after connecting (and after every reset)."""
+    p.add_argument("--rate", type=positive_int, metavar="HZ",
+                   help="ask the board to sample at HZ (it powers up at 50); refused in one sentence if it cannot")
 
 
 def check_writable(path: Path, what: str, *, folder: bool) -> None:

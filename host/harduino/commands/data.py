@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
+from . import add_rate_option
 from .numbers import seconds
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def add_commands(subparsers) -> None:
                         "(1 = the first, 0 = no label)")
     p.add_argument("--out", type=Path, default=Path("recordings"), help="folder for the recording (default %(default)s)")
     p.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds of samples (board time)")
+    add_rate_option(p)
     p.add_argument("--no-calibration", dest="calibration", action="store_false",
                    help="do not ask the wearer to stand still at the start, nor store a calibration")
     p.set_defaults(run=run_record)
@@ -104,7 +106,7 @@ def run_record(args) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:  # `kill` ends a session like Ctrl-C does: saved and closed
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    reader = Reader(args.port, capacity=BUFFER_SAMPLES, raw_log=raw_log)
+    reader = Reader(args.port, capacity=BUFFER_SAMPLES, raw_log=raw_log, rate_hz=args.rate)
     recorder, failure = None, None
     reader.start()
     try:
@@ -179,7 +181,7 @@ def _record_loop(recorder: SessionRecorder, reader: Reader, stop: threading.Even
                 recorder.reported = saved  # the last N a user saw
             if tty:
                 stats = reader.stats()
-                state = "" if stats.connected else "  DISCONNECTED"
+                state = "" if stats.connected else f"  {stats.state_text()}"
                 _status(f"\r{time.monotonic() - started:7.1f} s  {recorder.written:8d} samples  "
                         f"label: {recorder.label or '-':12s}  drops: {stats.lost + recorder.dropped}{state}  ")
             if recorder.done:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from ..errors import UserError
+from . import add_rate_option
 from .numbers import positive_int, seconds, seed
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def add_commands(subparsers) -> None:
                                           "and print a statistics line once a second, or the samples.")
     p.add_argument("port", help="serial port or URL, e.g. /dev/ttyACM0 or 'sim://?activity=walking'")
     _add_output_options(p)
+    add_rate_option(p)
     p.add_argument("--raw-log", metavar="FILE", type=Path,
                    help="save the exact bytes read, starting with an info frame, for `harduino replay`")
     p.set_defaults(run=run_stream)
@@ -96,7 +98,7 @@ def run_ports(args) -> int:
 def run_stream(args) -> int:
     if args.raw_log is not None and not args.raw_log.parent.is_dir():
         raise UserError(f"cannot write the raw log {args.raw_log}: its folder does not exist.")
-    return follow(args.port, samples=args.samples, raw_log=args.raw_log, duration=args.duration)
+    return follow(args.port, samples=args.samples, raw_log=args.raw_log, duration=args.duration, rate_hz=args.rate)
 
 
 def run_replay(args) -> int:
@@ -110,11 +112,12 @@ def run_replay(args) -> int:
     return follow(f"replay://{args.file.resolve()}?{query}", samples=args.samples, duration=args.duration)
 
 
-def follow(url: str, *, samples: bool = False, raw_log: Path | None = None, duration: float | None = None) -> int:
+def follow(url: str, *, samples: bool = False, raw_log: Path | None = None, duration: float | None = None,
+           rate_hz: int | None = None) -> int:
     """Read url until the duration passes, the stream ends or Ctrl-C; print stats or samples."""
     from ..reader import Reader
 
-    reader = Reader(url, raw_log=raw_log)
+    reader = Reader(url, raw_log=raw_log, rate_hz=rate_hz)
     if samples:  # every sample is printed: a source that can wait (replay://, sim://) waits for the printing
         reader.buffer.mark_read(0)
     reader.start()

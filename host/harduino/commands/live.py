@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..shipped import default_model
+from . import add_rate_option
 from .numbers import positive_int, probability, seconds
 
 
@@ -30,6 +31,7 @@ def add_commands(subparsers) -> None:
                    help="mean of the probabilities, or majority vote (default mean)")
     p.add_argument("--threshold", type=probability, default=0.5, metavar="P",
                    help="below this smoothed probability the activity is 'uncertain' (default %(default)s)")
+    add_rate_option(p)
     p.add_argument("--no-gui", action="store_true", help="print to the terminal instead of opening the dashboard")
     p.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds")
     p.add_argument("--seconds", type=seconds, default=10.0,
@@ -58,7 +60,7 @@ def run_live(args) -> int:
     from ..live.session import LiveSession
 
     session = LiveSession(args.model or default_model(), step=args.step, smooth_k=args.smooth, smoothing=args.smoothing,
-                          threshold=args.threshold)
+                          threshold=args.threshold, rate_hz=args.rate)
     if args.no_gui or not has_display():
         from ..live.terminal import run_terminal
 

@@ -25,6 +25,7 @@ from ..errors import UserError
 from ..recording import check_subject
 from ..motion import ACTIVITIES
 from .plots import ProbabilityBars, SignalPlots, Timeline, class_colour
+from .predictor import format_ms
 from .recorder import BackgroundRecording
 from .session import LiveSession
 
@@ -278,11 +279,9 @@ class Dashboard(QtWidgets.QMainWindow):
             rows.append(("port", "not connected"))
         else:
             s = reader.stats()
-            state = ("connected" if s.connected else "ended" if s.note == "end of stream"
-                     else "<b style='color:#ff5050'>DISCONNECTED</b>")
-            rows += [("port", reader.url), ("state", state)]
-            if s.note and s.note != "end of stream":
-                rows.append(("", s.note))
+            state = s.state_text(detail=True)
+            rows += [("port", reader.url), ("state", f"<b style='color:#ff5050'>{state}</b>" if s.state.alarming
+                                            else state)]
             if reader.info is not None:
                 i = reader.info
                 rows.append(("board", f"{i.sensor} fw {'.'.join(map(str, i.firmware_version))}, ±{i.accel_range_g} g, "
@@ -297,9 +296,8 @@ class Dashboard(QtWidgets.QMainWindow):
             rows.append(("", f"<span style='color:#ff5050'>{session.model_error}</span>"))
         if session.predictor is not None:
             p = session.predictor.stats()
-            ms = (lambda x: "n/a" if x is None else f"{x:.1f} ms")
-            rows += [("latency", f"p50 {ms(p.latency_p50_ms)}, p99 {ms(p.latency_p99_ms)}"),
-                     ("model time", ms(p.model_p50_ms)),
+            rows += [("latency", f"p50 {format_ms(p.latency_p50_ms)}, p99 {format_ms(p.latency_p99_ms)}"),
+                     ("model time", format_ms(p.model_p50_ms)),
                      ("windows", f"{p.predictions} predicted, {p.skipped} skipped")]
             if p.error:
                 rows.append(("", f"<span style='color:#ff5050'>{p.error}</span>"))

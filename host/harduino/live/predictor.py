@@ -93,10 +93,13 @@ class PredictorStats:
     waiting_for: str | None = None   # e.g. the wearer to stand still for the calibration
 
     def line(self) -> str:
-        def ms(x):
-            return "n/a" if x is None else f"{x:.1f} ms"
-        return (f"{self.predictions} predictions, {self.skipped} skipped, latency p50 {ms(self.latency_p50_ms)} "
-                f"p99 {ms(self.latency_p99_ms)}, model {ms(self.model_p50_ms)}")
+        return (f"{self.predictions} predictions, {self.skipped} skipped, latency p50 {format_ms(self.latency_p50_ms)} "
+                f"p99 {format_ms(self.latency_p99_ms)}, model {format_ms(self.model_p50_ms)}")
+
+
+def format_ms(value: float | None, unit: str = " ms") -> str:
+    """A figure in milliseconds for people: `1.3 ms`, or `n/a` before there is one."""
+    return "n/a" if value is None else f"{value:.1f}{unit}"
 
 
 class PredictionHistory:

@@ -21,8 +21,10 @@ BUFFER_SAMPLES = 1 << 17   # two minutes at 1 kHz: the plots' span and a recorde
 
 class LiveSession:
     def __init__(self, model: str | Path | None = None, *, step: int | None = None, smooth_k: int = 5,
-                 smoothing: str = "mean", threshold: float = 0.5, capacity: int = BUFFER_SAMPLES) -> None:
+                 smoothing: str = "mean", threshold: float = 0.5, capacity: int = BUFFER_SAMPLES,
+                 rate_hz: int | None = None) -> None:
         self.step, self.smooth_k, self.smoothing, self.threshold = step, smooth_k, smoothing, threshold
+        self.rate_hz = rate_hz  # asked of every board connected (--rate); None: the board's own
         self.capacity = capacity
         self.reader: Reader | None = None
         self.predictor: Predictor | None = None
@@ -44,7 +46,7 @@ class LiveSession:
         self.disconnect()
         self.history = PredictionHistory()
         self.model_error = None
-        self.reader = Reader(url, capacity=self.capacity)
+        self.reader = Reader(url, capacity=self.capacity, rate_hz=self.rate_hz)
         self.reader.start()
 
     def disconnect(self) -> None:

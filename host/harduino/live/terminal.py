@@ -12,7 +12,7 @@ import time
 
 from ..errors import UserError
 from ..reader import INFO_TIMEOUT_S
-from .predictor import Prediction, PredictorStats
+from .predictor import Prediction, PredictorStats, format_ms
 from .session import LiveSession
 
 _BAR = 20            # characters of a full probability bar
@@ -56,18 +56,15 @@ def run_terminal(session: LiveSession, duration: float | None = None, out=None, 
 def health(session: LiveSession) -> str:
     """Link and predictor figures in one line."""
     stats = session.reader.stats()
-    state = "connected" if stats.connected else "ended" if stats.note == "end of stream" else "DISCONNECTED"
-    text = f"{state}, {stats.rate_hz:.1f} Hz, {stats.lost} lost, {stats.crc_errors} crc errors"
+    text = f"{stats.state_text()}, {stats.rate_hz:.1f} Hz, {stats.lost} lost, {stats.crc_errors} crc errors"
     if stats.reconnects:
         text += f", {stats.reconnects} reconnects"
     if session.predictor is not None:
         p: PredictorStats = session.predictor.stats()
-        ms = (lambda x: "n/a" if x is None else f"{x:.1f}")
-        text += f"; latency p50 {ms(p.latency_p50_ms)} p99 {ms(p.latency_p99_ms)} ms, {p.skipped} skipped"
+        text += (f"; latency p50 {format_ms(p.latency_p50_ms, '')} p99 {format_ms(p.latency_p99_ms, '')} ms, "
+                 f"{p.skipped} skipped")
         if p.waiting_for:
             text += f"; waiting for {p.waiting_for}"
-    if not stats.connected and stats.note and stats.note != "end of stream":
-        text += f" ({stats.note})"
     return text
 
 
