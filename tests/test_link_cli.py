@@ -24,9 +24,26 @@ def harduino(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_ports_lists_or_says_there_are_none(capsys):
     assert cli.main(["ports"]) == 0
     out = capsys.readouterr().out
-    assert out.strip()  # either one line per port or the sentence saying there are none
-    for line in out.splitlines():
-        assert line.startswith("/dev/") or line.startswith("COM") or line.startswith("no serial ports")
+    assert out.strip()  # either one line per port under the headings, or the sentence saying there are none
+    lines = out.splitlines()
+    if lines[0].startswith("no serial ports"):
+        assert len(lines) == 1
+        return
+    assert lines[0].split() == ["device", "description", "stable", "id", "(survives", "a", "replug)", "hardware", "id"]
+    for line in lines[1:]:
+        assert line.startswith("/dev/") or line.startswith("COM")
+
+
+def test_ports_columns_line_up_under_their_headings():
+    from harduino.commands.link import port_table
+
+    ports = [{"device": "/dev/ttyACM0", "description": "Arduino Uno", "hwid": "USB VID:PID=2341:0043",
+              "stable_id": "/dev/serial/by-id/usb-Arduino_Uno_7563-if00"},
+             {"device": "/dev/ttyS0", "description": "n/a", "hwid": "n/a", "stable_id": None}]
+    head, uno, serial_port = port_table(ports)
+    for heading, value in (("description", "Arduino Uno"), ("stable id", "/dev/serial/by-id/"), ("hardware id", "USB")):
+        assert uno.index(value) == head.index(heading)  # each value starts under its heading
+    assert serial_port.split()[:3] == ["/dev/ttyS0", "n/a", "-"]  # no stable id: a dash holds its column
 
 
 def test_stream_prints_a_stats_line_a_second(capsys):

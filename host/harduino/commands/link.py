@@ -88,9 +88,22 @@ def run_ports(args) -> int:
     ports = transport.list_serial_ports()
     if not ports:
         print("no serial ports found (plug a board in, or use sim:// or `harduino simulate`)")
-    for p in ports:
-        print(f"{p['device']}\t{p['description']}\t{p['stable_id'] or '-'}\t{p['hwid']}")
+    for line in port_table(ports):
+        print(line)
     return 0
+
+
+PORT_COLUMNS = {"device": "device", "description": "description", "stable_id": "stable id (survives a replug)",
+                "hwid": "hardware id"}
+
+
+def port_table(ports: list[dict]) -> list[str]:
+    """The ports under column headings, each column as wide as its longest entry ('-' for none)."""
+    if not ports:
+        return []
+    rows = [list(PORT_COLUMNS.values())] + [[str(p[key] or "-") for key in PORT_COLUMNS] for p in ports]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(PORT_COLUMNS) - 1)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]) for row in rows]
 
 
 # ---------------------------------------------------------------- stream and replay
