@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "harduino.commands.data",      # record, import
     "harduino.commands.models",    # archs, train, evaluate, compare
     "harduino.commands.live",      # live
+    "harduino.commands.look",      # plot, predict
 )
 
 

@@ -214,8 +214,11 @@ class WindowSet:
 
 
 def window_dataset(recordings: Sequence[Recording], channel_set: str = "all", size: int = WINDOW,
-                   step: int = STEP, label_policy: str = "pure") -> WindowSet:
-    """Labelled windows of every recording; windows without a label under the policy are dropped."""
+                   step: int = STEP, label_policy: str = "pure", unlabelled: bool = False) -> WindowSet:
+    """Labelled windows of every recording; windows without a label under the policy are dropped.
+
+    unlabelled: keep them too, with the label '' (to predict on every window of a recording).
+    """
     rate = check_one_rate(recordings)
     parts = []
     for rec in recordings:
@@ -224,7 +227,7 @@ def window_dataset(recordings: Sequence[Recording], channel_set: str = "all", si
             starts = grid.starts[(grid.starts >= a) & (grid.starts < b)]
             X = windows_at(select_channels(rec.si[a:b], channel_set, rec.rate_hz, rec.calibration), starts - a, size)
             y = window_labels(rec.labels[a:b], size, step, label_policy)
-            keep = y != ""
+            keep = np.ones(len(y), dtype=bool) if unlabelled else y != ""
             parts.append((X[keep], y[keep], np.full(keep.sum(), rec.subject), np.full(keep.sum(), rec.session),
                           rec.t[starts[keep]]))
     X, y, subjects, sessions, t0 = (np.concatenate(column) for column in zip(*parts))

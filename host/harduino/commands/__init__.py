@@ -29,3 +29,11 @@ def check_writable(path: Path, what: str, *, folder: bool) -> None:
             if not place.is_dir():
                 raise UserError(f"cannot write the {what} {path}: {place} is a file, not a folder.")
             return
+
+
+def write_output(what: str, path: Path, write) -> None:
+    """write(path), then say where it went; an OSError (a full disk, no permission) becomes one sentence."""
+    try:
+        print(f"{what}: {write(path)}")
+    except OSError as err:
+        raise UserError(f"cannot write the {what} {path}: {err.strerror or err}.") from None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..window_defaults import STEP, WINDOW, default_step
-from . import check_writable
+from . import check_writable, write_output
 from .numbers import folds, positive_float, positive_int, seed
 
 DEEP_OPTIONS = ("epochs", "batch_size", "lr", "hidden", "filters")
@@ -180,13 +180,6 @@ def _training_summary(ws, folder: Path) -> dict:
             "windows_per_class": {str(k): int(v) for k, v in zip(labels, counts)}}
 
 
-def _write(what: str, path: Path, write) -> None:
-    try:
-        print(f"{what}: {write(path)}")
-    except OSError as err:
-        raise UserError(f"cannot write the {what} {path}: {err.strerror or err}.") from None
-
-
 # ---------------------------------------------------------------- commands
 
 
@@ -297,9 +290,9 @@ def run_evaluate(args) -> int:
         print(f"turned at random (--rotate {args.rotate}): accuracy {turned_scores.accuracy:.3f}, macro F1 "
               f"{turned_scores.macro_f1:.3f} (plain {scores.accuracy:.3f}, {scores.macro_f1:.3f})")
     if args.plot is not None:
-        _write("confusion matrix", args.plot, lambda path: scores.plot_confusion(path, how))
+        write_output("confusion matrix", args.plot, lambda path: scores.plot_confusion(path, how))
     if args.predictions is not None:
-        _write("predictions", args.predictions, scores.write_predictions)
+        write_output("predictions", args.predictions, scores.write_predictions)
     return 0
 
 
@@ -337,7 +330,7 @@ def run_compare(args) -> int:
         print(compare_row(r) + (f"   {r.turned.macro_f1:9.3f}" if r.turned is not None else ""))
         if args.predictions is not None:
             path = args.predictions.with_name(f"{args.predictions.stem}-{r.arch}{args.predictions.suffix or '.csv'}")
-            _write("predictions", path, r.scores.write_predictions)
+            write_output("predictions", path, r.scores.write_predictions)
     print("subjects: per-subject accuracy, mean ± standard deviation and the lowest; train s: mean per fold; "
           "ms/window: single-window predict_proba, features included, median and 99th percentile")
     return 0

@@ -15,26 +15,11 @@ import pyqtgraph as pg
 from pyqtgraph import functions as fn
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from .predictor import UNCERTAIN
+from ..colours import CURVE_COLOURS, UNCERTAIN_COLOUR, class_colour
 
 RANGE_EVERY_S = 0.5      # plots' y ranges follow the data this often
 CURVES = (("ax", "ay", "az", "|acc|"), ("gx", "gy", "gz", "|gyro|"))
-CURVE_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f0f0f0")
-UNCERTAIN_COLOUR = (90, 90, 90)
-ACTIVITY_COLOURS = {"still": (78, 121, 167), "walking": (89, 161, 79), "running": (225, 87, 89),
-                    "jumping": (242, 142, 43), "waving": (176, 122, 161)}
 AXIS_WIDTH = 56          # the same left axis width on every plot keeps their time axes aligned
-
-
-def class_colour(name: str, classes) -> tuple[int, int, int]:
-    """A colour per class, the same for an activity whichever model is loaded."""
-    if name == UNCERTAIN:
-        return UNCERTAIN_COLOUR
-    if name in ACTIVITY_COLOURS:
-        return ACTIVITY_COLOURS[name]
-    others = [c for c in classes if c not in ACTIVITY_COLOURS]
-    colour = pg.intColor(others.index(name) if name in others else 0, hues=max(len(others), 3), sat=160)
-    return colour.red(), colour.green(), colour.blue()
 
 
 class ScrollingCurves(pg.GraphicsObject):

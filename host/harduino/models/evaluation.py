@@ -169,13 +169,17 @@ class Scores:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow(["recording", "t_end", "true", "predicted", *(f"p_{c}" for c in self.classes)])
-            proba = np.char.mod("%.4f", self.proba)
-            t_end = np.char.mod("%.3f", self.t_end)
-            out.writerows([s, t, y, p, *row] for s, t, y, p, row in
-                          zip(self.sessions, t_end, self.y_true, self.y_pred, proba.tolist()))
+            self.print_predictions(f)
         return path
+
+    def print_predictions(self, f) -> None:
+        """The rows `write_predictions` writes, into an open text file (stdout, say)."""
+        out = csv.writer(f)
+        out.writerow(["recording", "t_end", "true", "predicted", *(f"p_{c}" for c in self.classes)])
+        proba = np.char.mod("%.4f", self.proba)
+        t_end = np.char.mod("%.3f", self.t_end)
+        out.writerows([s, t, y, p, *row] for s, t, y, p, row in
+                      zip(self.sessions, t_end, self.y_true, self.y_pred, proba.tolist()))
 
 
 def _macro_f1(y_true, y_pred) -> float:
