@@ -1,16 +1,22 @@
-// Harduino: streams an IMU's accelerometer and gyroscope over USB serial as protocol v1 frames
+// Harduino: streams an IMU's accelerometer and gyroscope over USB serial as protocol v2 frames
 // (docs/protocol.md), on a fixed micros() schedule, and answers text commands, one per line:
-//   start | stop | info | rate <hz> | text | binary
+//   start | stop | info | rate <hz> | text | binary | predict on | predict off
 // `text` prints CSV lines instead of frames, for the Arduino IDE's Serial Plotter and Edge
-// Impulse's data forwarder; `binary` returns to frames.
+// Impulse's data forwarder; `binary` returns to frames. With a model built in (`harduino export`,
+// docs/board-model.md) the board also predicts the activity every window step.
 // Board: Arduino Uno or Nano (ATmega328P, 16 MHz) with an MPU-6050 on I2C; see firmware/README.md.
 #include <Arduino.h>
 
 #include "imu.h"
+#include "predictor.h"
 #include "protocol.h"
 
 static const uint32_t BAUD = 115200;
+#if defined(HARDUINO_HAS_MODEL)
+static const uint16_t DEFAULT_RATE_HZ = MODEL_RATE_HZ;  // the rate the model was trained at
+#else
 static const uint16_t DEFAULT_RATE_HZ = 50;
+#endif
 static const uint16_t MAX_RATE_HZ = 1000;
 static const uint32_t SENSOR_RETRY_MS = 1000;
 static const uint16_t BLINK_MS = 250;
@@ -38,6 +44,20 @@ static uint32_t periodUs = 1000000UL / DEFAULT_RATE_HZ;
 static uint16_t periodRemainder = 0;
 static uint16_t remainderSum = 0;
 
+#if defined(HARDUINO_HAS_MODEL)
+// A model step runs only this long before the next slot is due, so a sample is never read late.
+static const uint16_t MODEL_STEP_GUARD_US = 800;
+static const uint8_t PREDICTION_FRAME_LEN = 21;
+#define MODEL_TEXT(x) #x
+#define MODEL_RATE_TEXT_OF(x) MODEL_TEXT(x)
+#define MODEL_RATE_TEXT MODEL_RATE_TEXT_OF(MODEL_RATE_HZ)
+static bool predicting = true;  // a model built in predicts from power-up; `predict off` stops it
+static bool windowsStartAgain = true;  // the next sample starts the window grid afresh
+static uint16_t nextPredictSeq = 0;
+static const ModelInfo MODEL_INFO = {MODEL_ID, MODEL_CLASSES, MODEL_WINDOW, MODEL_STEP, MODEL_FEATURE_SET,
+                                     MODEL_RATE_HZ, MODEL_CLASS_NAME[0], sizeof MODEL_CLASS_NAME[0]};
+#endif
+
 static char line[MAX_LINE + 1];
 static uint8_t lineLen = 0;
 static bool lineTooLong = false;
@@ -47,6 +67,9 @@ static void startSchedule() {
   periodRemainder = 1000000UL % rateHz;
   remainderSum = 0;
   scheduleStarting = true;
+#if defined(HARDUINO_HAS_MODEL)
+  windowsStartAgain = true;
+#endif
 }
 
 static void advanceSlot() {
@@ -138,11 +161,73 @@ static void printTextLine(const int16_t raw[6]) {
   Serial.write((const uint8_t *)text, at - text);
 }
 
+#if defined(HARDUINO_HAS_MODEL)
+// The sample read in slot `slot` goes into the model's running sums; a gap starts the windows again.
+static void feedModel(uint16_t slot, const int16_t raw[6]) {
+  if (!predicting || rateHz != MODEL_RATE_HZ) return;
+  if (windowsStartAgain || slot != nextPredictSeq) predictorReset();
+  windowsStartAgain = false;
+  nextPredictSeq = slot + 1;
+  predictorAddSample(slot, raw);
+}
+
+static void sendModelInfo() {
+  if (!textMode) sendModel(Serial, MODEL_INFO);
+}
+
+// In text mode the activity as a comment line: `# activity walking 230/255`.
+static void printPrediction(const Prediction &p) {
+  char name[sizeof MODEL_CLASS_NAME[0]];
+  strcpy_P(name, MODEL_CLASS_NAME[p.cls]);
+  Serial.print(F("# activity "));
+  Serial.print(name);
+  Serial.print(' ');
+  Serial.print(p.scores[p.cls]);
+  Serial.print(F("/255\r\n"));
+}
+
+// One step of the model's work when the next slot is far enough away; the prediction once the UART has room.
+static void workOnModel() {
+  if (!predicting || scheduleStarting || (int32_t)(nextDue - micros()) < (int32_t)MODEL_STEP_GUARD_US) return;
+  if (predictorBusy()) {
+    predictorStep();
+  } else if (predictorReady() && (textMode || Serial.availableForWrite() >= PREDICTION_FRAME_LEN)) {
+    const Prediction &p = predictorTake();
+    if (textMode) {
+      printPrediction(p);
+    } else {
+      sendPrediction(Serial, p.seq, p.cls, MODEL_CLASSES, p.scores, p.cycles);
+    }
+  }
+}
+
+static void setPredicting(const char *arg) {
+  if (arg != NULL && strcmp(arg, "off") == 0) {
+    predicting = false;
+    predictorReset();
+  } else if (arg != NULL && strcmp(arg, "on") == 0) {
+    if (!predicting) windowsStartAgain = true;
+    predicting = true;
+    if (rateHz != MODEL_RATE_HZ) reportError(ERROR_MODEL_RATE, "model at " MODEL_RATE_TEXT " Hz");
+  } else {
+    reportError(ERROR_BAD_COMMAND, "predict on|off");
+  }
+}
+#else
+static void feedModel(uint16_t, const int16_t *) {}
+static void sendModelInfo() {}
+static void workOnModel() {}
+static void setPredicting(const char *) {
+  reportError(ERROR_NO_MODEL, "no model");
+}
+#endif
+
 static void trySensor() {
   lastSensorTry = millis();
   sensorReady = imuBegin();
   if (sensorReady) startSchedule();
   reportState();
+  if (sensorReady) sendModelInfo();
 }
 
 static void setLed(bool on) {
@@ -174,6 +259,7 @@ static void sampleIfDue() {
     printTextLine(raw);
     textCountdown = textEvery;
   }
+  feedModel(seq, raw);
   advanceSlot();
   setLed((t / 1000UL / BLINK_MS) & 1);
 }
@@ -191,6 +277,9 @@ static void runCommand(char *text) {
     setLed(false);
   } else if (strcmp(text, "info") == 0) {
     reportState();
+    if (sensorReady) sendModelInfo();
+  } else if (strcmp(text, "predict") == 0) {
+    setPredicting(arg);
   } else if (strcmp(text, "rate") == 0) {
     char *end = NULL;
     const long hz = arg != NULL ? strtol(arg, &end, 10) : 0;
@@ -247,5 +336,8 @@ void loop() {
     if (millis() - lastSensorTry >= SENSOR_RETRY_MS) trySensor();
     return;
   }
-  if (streaming) sampleIfDue();
+  if (streaming) {
+    sampleIfDue();
+    workOnModel();
+  }
 }

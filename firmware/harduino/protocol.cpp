@@ -1,4 +1,4 @@
-// Protocol v1 frames, assembled in RAM and handed to the UART in one write.
+// Protocol v2 frames, assembled in RAM and handed to the UART in one write.
 #include "protocol.h"
 
 #include <string.h>
@@ -17,9 +17,8 @@ static uint16_t crc_xmodem_update(uint16_t crc, uint8_t data) {
 
 namespace {
 
-const uint8_t MAX_FRAME_LEN = 34;  // the info frame, the longest
-
-// Bytes of one frame; the CRC is updated as bytes go in, so no second pass.
+// Bytes of one frame of at most LEN bytes; the CRC is updated as bytes go in, so no second pass.
+template <uint8_t LEN>
 class Frame {
  public:
   explicit Frame(FrameType type) : len_(0), crc_(0) {
@@ -49,6 +48,11 @@ class Frame {
     for (; i < width && text[i] != '\0'; i++) put8(text[i]);
     for (; i < width; i++) put8(0);
   }
+  void putTextP(const char *text, uint8_t width) {  // the same, from flash
+    uint8_t i = 0;
+    for (char c; i < width && (c = pgm_read_byte(text + i)) != '\0'; i++) put8(c);
+    for (; i < width; i++) put8(0);
+  }
   void send(Print &out) {
     const uint16_t crc = crc_;
     buf_[len_++] = crc & 0xFF;
@@ -57,7 +61,7 @@ class Frame {
   }
 
  private:
-  uint8_t buf_[MAX_FRAME_LEN];
+  uint8_t buf_[LEN];
   uint8_t len_;
   uint16_t crc_;
 };
@@ -65,7 +69,7 @@ class Frame {
 }  // namespace
 
 void sendSample(Print &out, uint16_t seq, uint32_t t_us, const int16_t raw[6]) {
-  Frame frame(FRAME_SAMPLE);  // 23 bytes
+  Frame<23> frame(FRAME_SAMPLE);
   frame.put16(seq);
   frame.put32(t_us);
   for (uint8_t i = 0; i < 6; i++) frame.put16((uint16_t)raw[i]);
@@ -73,7 +77,7 @@ void sendSample(Print &out, uint16_t seq, uint32_t t_us, const int16_t raw[6]) {
 }
 
 void sendInfo(Print &out, const SensorInfo &sensor, uint16_t rate_hz) {
-  Frame frame(FRAME_INFO);  // 34 bytes
+  Frame<34> frame(FRAME_INFO);
   frame.put8(HARDUINO_PROTOCOL_VERSION);
   frame.put8(HARDUINO_FIRMWARE_MAJOR);
   frame.put8(HARDUINO_FIRMWARE_MINOR);
@@ -88,8 +92,37 @@ void sendInfo(Print &out, const SensorInfo &sensor, uint16_t rate_hz) {
 }
 
 void sendError(Print &out, ErrorCode code, const char *message) {
-  Frame frame(FRAME_ERROR);  // 22 bytes
+  Frame<22> frame(FRAME_ERROR);
   frame.put8(code);
   frame.putText(message, 16);
+  frame.send(out);
+}
+
+void sendPrediction(Print &out, uint16_t seq, uint8_t cls, uint8_t n_classes, const uint8_t scores[8],
+                    uint32_t cycles) {
+  Frame<21> frame(FRAME_PREDICTION);
+  frame.put16(seq);
+  frame.put8(cls);
+  frame.put8(n_classes);
+  for (uint8_t k = 0; k < 8; k++) frame.put8(scores[k]);
+  frame.put32(cycles);
+  frame.send(out);
+}
+
+void sendModel(Print &out, const ModelInfo &model) {
+  Frame<103> frame(FRAME_MODEL);
+  frame.putText(model.id, 12);
+  frame.put8(model.n_classes);
+  frame.put8(model.window);
+  frame.put8(model.step);
+  frame.put8(model.feature_set);
+  frame.put16(model.rate_hz);
+  for (uint8_t k = 0; k < 8; k++) {
+    if (k < model.n_classes) {
+      frame.putTextP(model.names + k * model.name_stride, 10);
+    } else {
+      frame.putText("", 10);
+    }
+  }
   frame.send(out);
 }

@@ -13,7 +13,10 @@
  *          (up to a second) for the reader instead of dropping bytes.
  * --seconds   stop after this much simulated time.
  * Bytes the host writes wait until the firmware's UART receiver is on, then go in at the
- * UART's own pace. SIGTERM or SIGINT ends the run; a summary goes to stderr.
+ * UART's own pace. SIGTERM or SIGINT ends the run; a summary goes to stderr, with what the
+ * firmware's model cost: the cycles while it held D8 (PB0) high, the number and the longest of
+ * those stretches, and the peak stack (the RAM above .bss is painted before boot, and the
+ * deepest byte the stack changed is found at the end).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "avr_ioport.h"
 #include "avr_uart.h"
 #include "sim_avr.h"
 #include "sim_elf.h"
@@ -51,6 +55,42 @@ typedef struct link_t {
 	unsigned long long sent, dropped;
 	long long wall_start_ns;
 } link_t;
+
+#define STACK_PAINT 0xA5
+
+/* D8 (PB0) high: the firmware is working on its model. */
+typedef struct busy_t {
+	avr_t *avr;
+	avr_cycle_count_t since, total, longest;
+	unsigned long long stretches;
+} busy_t;
+
+static void busy_pin(struct avr_irq_t *irq, uint32_t value, void *param)
+{
+	(void)irq;
+	busy_t *b = param;
+	if (value) {
+		b->since = b->avr->cycle;
+		return;
+	}
+	if (!b->since)
+		return;
+	avr_cycle_count_t spent = b->avr->cycle - b->since;
+	b->total += spent;
+	b->stretches++;
+	if (spent > b->longest)
+		b->longest = spent;
+	b->since = 0;
+}
+
+/* The bytes from the end of .bss to the top of RAM the stack ever reached. */
+static unsigned peak_stack(avr_t *avr, uint16_t floor)
+{
+	uint16_t addr = floor;
+	while (addr <= avr->ramend && avr->data[addr] == STACK_PAINT)
+		addr++;
+	return (unsigned)(avr->ramend + 1 - addr);
+}
 
 static volatile sig_atomic_t stop_requested;
 
@@ -239,6 +279,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	avr_load_firmware(avr, &fw);
+	const uint16_t stack_floor = (uint16_t)(0x100 + fw.datasize + fw.bsssize); /* the ATmega328P's RAM starts at 0x100 */
+	memset(avr->data + stack_floor, STACK_PAINT, avr->ramend + 1 - stack_floor);
+	busy_t busy = {.avr = avr};
+	avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ('B'), 0), busy_pin, &busy);
 
 	link_t link = {.fd = fd, .realtime = realtime, .wall_start_ns = now_ns()};
 	uint32_t flags = 0;
@@ -268,11 +312,12 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"harduino_sim: %.3f simulated s; %llu bytes sent, %llu dropped; %llu burst reads; "
 		"PWR_MGMT_1=0x%02x SMPLRT_DIV=0x%02x CONFIG=0x%02x GYRO_CONFIG=0x%02x ACCEL_CONFIG=0x%02x "
-		"ACCEL_CONFIG2=0x%02x\n",
+		"ACCEL_CONFIG2=0x%02x; model %llu cycles in %llu stretches, longest %llu; stack %u bytes\n",
 		(double)avr->cycle / avr->frequency, link.sent, link.dropped,
 		(unsigned long long)mpu.burst_reads, mpu.reg[MPU6050_PWR_MGMT_1], mpu.reg[MPU6050_SMPLRT_DIV],
 		mpu.reg[MPU6050_CONFIG], mpu.reg[MPU6050_GYRO_CONFIG], mpu.reg[MPU6050_ACCEL_CONFIG],
-		mpu.reg[MPU6050_ACCEL_CONFIG2]);
+		mpu.reg[MPU6050_ACCEL_CONFIG2], (unsigned long long)busy.total, busy.stretches,
+		(unsigned long long)busy.longest, peak_stack(avr, stack_floor));
 	free(rows);
 	return state == cpu_Crashed ? 1 : 0;
 }

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "harduino.commands.models",    # archs, train, evaluate, compare
     "harduino.commands.live",      # live
     "harduino.commands.look",      # plot, predict
+    "harduino.commands.export",    # export
 )
 
 

@@ -6,6 +6,8 @@ range, RMS, the 10/25/50/75/90th percentiles, zero-crossing rate (of the
 mean-removed signal), energy (sum of squares), dominant frequency and the
 power in four bands (from a periodogram), and, when the six axes are there,
 the correlations between the accelerometer's axes and between the gyro's.
+`board` is what the Arduino computes itself (boardfeatures.py): mean, std, min
+and max of the six axes and of |acc| and |gyro|.
 
 Frequencies are in Hz when `rate_hz` is given, otherwise in cycles per
 sample; a model stores the rate it was trained at, so the two never mix.
@@ -19,10 +21,11 @@ import numpy as np
 from scipy import signal
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .boardfeatures import BOARD_FEATURE_NAMES, board_features
 from .dataset import CHANNEL_SETS, channel_names
 from .errors import UserError
 
-FEATURE_SETS = ("baseline", "full")
+FEATURE_SETS = ("baseline", "full", "board")
 PERCENTILES = (10, 25, 50, 75, 90)
 BANDS = ((0.0, 0.125), (0.125, 0.25), (0.25, 0.5), (0.5, 1.0))  # fractions of the Nyquist frequency
 PER_CHANNEL = (("mean", "std", "min", "max", "range", "rms") + tuple(f"p{p}" for p in PERCENTILES)
@@ -49,6 +52,8 @@ def feature_names(feature_set: str, channels: str | Sequence[str]) -> list[str]:
     _check_set(feature_set)
     if feature_set == "baseline":
         return ["acc_mag_mean", "gyro_mag_mean"]
+    if feature_set == "board":
+        return list(BOARD_FEATURE_NAMES)
     out = [f"{c}_{f}" for c in names for f in PER_CHANNEL]
     for group in _axis_groups(names):
         out += [f"corr_{names[group[a]]}_{names[group[b]]}" for a, b in _AXIS_PAIRS]
@@ -65,6 +70,8 @@ def window_features(X: np.ndarray, feature_set: str = "full", channels: str | Se
     names = resolve_channels(channels, X.shape[1])
     if feature_set == "baseline":
         return baseline_features(X, names).astype(np.float32)
+    if feature_set == "board":
+        return board_features(X, names).astype(np.float32)
     parts = [per_channel_features(X, rate_hz).reshape(len(X), -1)]
     parts += [axis_correlations(X[:, list(group)]) for group in _axis_groups(names)]
     return np.hstack(parts).astype(np.float32)

@@ -31,6 +31,7 @@ from .errors import UserError
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 BUILD_DIR = FIRMWARE_DIR / "build"
 ELF = BUILD_DIR / "uno" / "harduino.elf"
+MODEL_ELF = BUILD_DIR / "uno-model" / "harduino.elf"  # `make MODEL=...`: the firmware with a model built in
 HARNESS = BUILD_DIR / "harduino_sim"
 DEFAULT_RATE_HZ = 50         # what the firmware samples at after power-up
 SIMULATE_ROWS_SECONDS = 300  # `simulate --firmware` serves this much movement, then repeats it
@@ -53,19 +54,46 @@ def install_command(packages: list[str]) -> str:
     return f"{'' if os.geteuid() == 0 else 'sudo '}apt-get install {' '.join(packages)}"
 
 
-def build_firmware() -> Path:
-    """Build the firmware and the simulator harness (quick when nothing changed); returns the ELF."""
+def build_firmware(model: Path | None = None) -> Path:
+    """Build the firmware and the simulator harness (quick when nothing changed); returns the ELF.
+
+    model: a bundle folder to build in (`make MODEL=...`, which runs `harduino export`), into a
+    build folder of its own; without it, the firmware streams only.
+    """
     if not (FIRMWARE_DIR / "Makefile").is_file():
         raise UserError("the firmware sources are not here; run this from a Harduino checkout.")
     missing = missing_packages()
     if missing:
         raise UserError(f"building the firmware needs the Debian packages {' '.join(missing)}: "
                         f"`{install_command(missing)}` installs them (or `make toolchain` in the checkout).")
-    result = subprocess.run(["make", "-C", str(FIRMWARE_DIR), "all"], capture_output=True, text=True)
+    command, env = ["make", "-C", str(FIRMWARE_DIR), "all"], None
+    if model is not None:
+        # The export runs in this interpreter, on this package, whatever is installed elsewhere.
+        package_root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        command += [f"MODEL={Path(model).resolve()}", f"HARDUINO={sys.executable} -m harduino.cli"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
-        raise UserError(f"building the firmware failed ({last}); `make -C firmware` shows the whole story.")
-    return ELF
+        raise UserError(f"building the firmware failed ({last.removeprefix('harduino: error: ')}); "
+                        f"`make -C firmware{' MODEL=' + str(model) if model else ''}` shows the whole story.")
+    return MODEL_ELF if model is not None else ELF
+
+
+class HarnessReport(NamedTuple):
+    """What the simulator harness says when the run ends: the model's cost and the stack's peak."""
+
+    model_cycles: int     # cycles while the firmware held D8 high (working on its model)
+    model_stretches: int  # how many times it did
+    longest_stretch: int  # cycles of the longest one
+    stack_bytes: int      # the deepest the stack reached, from the top of RAM
+
+
+def harness_report(log: str) -> HarnessReport:
+    found = re.search(r"model (\d+) cycles in (\d+) stretches, longest (\d+); stack (\d+) bytes", log)
+    if not found:
+        raise ValueError(f"the simulator harness gave no report: {log.strip()[-200:]!r}")
+    return HarnessReport(*(int(x) for x in found.groups()))
 
 
 class IdeBuild(NamedTuple):

@@ -17,6 +17,7 @@ from . import check_writable, write_output
 from .numbers import folds, positive_float, positive_int, seed
 
 DEEP_OPTIONS = ("epochs", "batch_size", "lr", "hidden", "filters")
+FOREST_OPTIONS = {"trees": "n_estimators", "max_depth": "max_depth"}  # rf's size: small enough for the board
 
 
 def add_commands(subparsers) -> None:
@@ -71,7 +72,8 @@ def _add_model_options(p, arch_required: bool | None = True) -> None:
     p.add_argument("--channels", help="input channels: body, aligned, magnitudes, axes or all (default: from the "
                                       "data: body when every recording has its own calibration, aligned when "
                                       "the accelerometer feels gravity, magnitudes when not)")
-    p.add_argument("--features", default="full", help="shallow models' feature set: baseline or full")
+    p.add_argument("--features", default="full", help="shallow models' feature set: baseline, full or board "
+                                                   "(what the Arduino computes itself; harduino export)")
     p.add_argument("--window", type=positive_int, metavar="N",
                    help=f"window size in samples (default {WINDOW}; a bundle keeps its own)")
     p.add_argument("--step", type=positive_int, metavar="N",
@@ -82,6 +84,8 @@ def _add_model_options(p, arch_required: bool | None = True) -> None:
     p.add_argument("--lr", type=positive_float, help="deep models: Adam learning rate")
     p.add_argument("--hidden", type=positive_int, help="deep models: hidden units")
     p.add_argument("--filters", type=positive_int, help="deep models: Conv1d filters of the first block")
+    p.add_argument("--trees", type=positive_int, help="rf: number of trees (default 100)")
+    p.add_argument("--max-depth", type=positive_int, help="rf: most levels of a tree (default: up to 256 leaves)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -149,7 +153,11 @@ def _params(args, archs, epoch_bar: bool = False) -> dict:
     from ..models import DEEP
 
     given = {k: getattr(args, k) for k in DEEP_OPTIONS if getattr(args, k) is not None}
-    return {a: {"verbose": epoch_bar and not args.quiet, **given} for a in archs if a in DEEP}
+    params = {a: {"verbose": epoch_bar and not args.quiet, **given} for a in archs if a in DEEP}
+    forest = {name: getattr(args, k) for k, name in FOREST_OPTIONS.items() if getattr(args, k, None) is not None}
+    if forest and "rf" in archs:
+        params["rf"] = forest
+    return params
 
 
 def _check_options(args) -> None:

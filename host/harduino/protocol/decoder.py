@@ -8,14 +8,16 @@ raises on bad bytes: it resynchronises and counts (docs/protocol.md).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .clock import Clock
-from .frames import (_LEN_BY_TYPE, _SAMPLE_HEAD, SAMPLE_DTYPE, SAMPLE_FRAME_LEN, TYPE_INFO, TYPE_SAMPLE, BoardInfo,
-                     crc16, decode_error, decode_info, info_is_plausible, sample_crc_residue)
+from .frames import (_LEN_BY_TYPE, _SAMPLE_HEAD, SAMPLE_DTYPE, SAMPLE_FRAME_LEN, TYPE_ERROR, TYPE_INFO, TYPE_MODEL,
+                     TYPE_PREDICTION, TYPE_SAMPLE, BoardInfo, BoardModelInfo, BoardPrediction, crc16, decode_error,
+                     decode_info, decode_model, decode_prediction, info_is_plausible, sample_crc_residue)
 
 _NONE = np.zeros(0, dtype=np.int64)
 _HEAD = [bytes([b]) for b in _SAMPLE_HEAD]  # a sample frame's first three bytes, one by one
@@ -37,6 +39,8 @@ class DecoderStats:
     resets: int = 0          # the board restarted: sequence and clock jumped back
     info_frames: int = 0
     error_frames: int = 0
+    prediction_frames: int = 0  # v2: the board's own model
+    model_frames: int = 0
 
 
 @dataclass
@@ -45,8 +49,9 @@ class DecodedChunk:
 
     seq and t_us are unwrapped, monotonic 64-bit values. infos and errors carry
     the number of samples in this chunk that came before them, so a reader can
-    tell which samples a new info frame applies to. Byte offsets count from the
-    first byte the decoder was fed.
+    tell which samples a new info frame applies to; so do predictions and models
+    (v2), a prediction's seq unwrapped like the samples'. Byte offsets count from
+    the first byte the decoder was fed.
     """
 
     seq: np.ndarray
@@ -56,6 +61,8 @@ class DecodedChunk:
     errors: list[tuple[int, int, str]] = field(default_factory=list)
     resets: list[int] = field(default_factory=list)
     info_spans: list[tuple[int, int]] = field(default_factory=list)  # (start, end) offsets of each info frame
+    predictions: list[tuple[int, BoardPrediction]] = field(default_factory=list)
+    models: list[tuple[int, BoardModelInfo]] = field(default_factory=list)
     # Where the sample frames lie: (offset of the first byte decoded, frames back to back from there,
     # offsets of those the scan found after them, which of all were handed on: None for every one).
     # sample_ends works it out when asked, so a read that needs no spans pays nothing for them.
@@ -80,6 +87,7 @@ class Decoder:
         self.stats = DecoderStats()
         self._pending = b""
         self._info_pending = False  # an info frame came after the last sample
+        self._last_seq: int | None = None  # the last sample's unwrapped seq, for predictions'
         self._clock = Clock()
 
     @property
@@ -230,15 +238,21 @@ class Decoder:
         return starts[keep], types[keep], lengths[keep]
 
     def _chunk(self, frames: np.ndarray, others: list, layout: tuple) -> DecodedChunk:
-        infos, spans, errors = [], [], []
-        for position, type_, start, length, payload in others:  # info and error frames: a few per session
+        infos, spans, errors, predictions, models = [], [], [], [], []
+        for position, type_, start, length, payload in others:  # a few per session, predictions a few a second
             if type_ == TYPE_INFO:
                 infos.append((position, decode_info(payload)))
                 spans.append((start, start + length))
-            else:
+            elif type_ == TYPE_ERROR:
                 errors.append((position, *decode_error(payload)))
+            elif type_ == TYPE_PREDICTION:
+                predictions.append((position, decode_prediction(payload)))
+            elif type_ == TYPE_MODEL:
+                models.append((position, decode_model(payload)))
         self.stats.info_frames += len(infos)
         self.stats.error_frames += len(errors)
+        self.stats.prediction_frames += len(predictions)
+        self.stats.model_frames += len(models)
 
         # A sample that follows an info frame may be the first of a new boot (the board
         # sends one at start-up): a step back there is a reset, never a stale frame.
@@ -257,9 +271,21 @@ class Decoder:
             before = np.concatenate([[0], np.cumsum(keep)])
             infos = [(int(before[p]), info) for p, info in infos]
             errors = [(int(before[p]), c, m) for p, c, m in errors]
+            predictions = [(int(before[p]), x) for p, x in predictions]
+            models = [(int(before[p]), x) for p, x in models]
             raw = raw[keep]
         else:
             keep = None
         self.stats.samples += int(clock.seq.size)
+        predictions = [(p, self._unwrapped(x, clock.seq, p)) for p, x in predictions]
+        if clock.seq.size:
+            self._last_seq = int(clock.seq[-1])
         return DecodedChunk(clock.seq, clock.t_us, raw.astype(np.int16), infos, errors, clock.resets, spans,
-                            (*layout, keep))
+                            predictions, models, (*layout, keep))
+
+    def _unwrapped(self, prediction: BoardPrediction, seq: np.ndarray, position: int) -> BoardPrediction:
+        """The prediction with its seq unwrapped: its window's last sample came at or before it."""
+        last = int(seq[position - 1]) if position > 0 else self._last_seq
+        if last is None:
+            return prediction
+        return dataclasses.replace(prediction, seq=last - ((last - prediction.seq) & 0xFFFF))

@@ -1,10 +1,12 @@
-"""Protocol v1 on the wire: frame layout, CRC-16/XMODEM, the encoder, and the board's text commands.
+"""Protocol v2 on the wire: frame layout, CRC-16/XMODEM, the encoder, and the board's text commands.
 
 Documented byte for byte in docs/protocol.md. Every frame is
 
     sync (A5 5A) | type (u8) | payload (fixed per type) | CRC-16/XMODEM (u16 LE)
 
 with the CRC computed over type + payload. All integers are little-endian.
+Version 2 adds the prediction and model frames of a board with a model built
+in; a v1 board sends neither, so a v2 host reads both.
 The encoder works on numpy blocks: a block of samples becomes frames in a
 handful of vectorised steps, never a Python object per sample.
 """
@@ -19,12 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 SYNC = b"\xa5\x5a"
 
 TYPE_SAMPLE = 0x01
 TYPE_INFO = 0x02
 TYPE_ERROR = 0x03
+TYPE_PREDICTION = 0x04  # from v2
+TYPE_MODEL = 0x05       # from v2
 
 GRAVITY = 9.80665  # m/s² per g
 
@@ -50,8 +54,20 @@ INFO_FRAME_LEN = 2 + 1 + _INFO_PAYLOAD.size + 2  # 34 bytes
 _ERROR_PAYLOAD = struct.Struct("<B16s")
 ERROR_FRAME_LEN = 2 + 1 + _ERROR_PAYLOAD.size + 2  # 22 bytes
 
+# Prediction payload: seq of the window's last sample, class index, classes, 8 scores 0..255, cycles spent.
+_PREDICTION_PAYLOAD = struct.Struct("<HBB8sI")
+PREDICTION_FRAME_LEN = 2 + 1 + _PREDICTION_PAYLOAD.size + 2  # 21 bytes
+
+# Model payload: id, classes, window, step, feature-set id, rate (Hz), 8 class names of 10 characters.
+MODEL_CLASSES_MAX = 8
+MODEL_NAME_LEN = 10
+_MODEL_PAYLOAD = struct.Struct(f"<12sBBBBH{MODEL_CLASSES_MAX * MODEL_NAME_LEN}s")
+MODEL_FRAME_LEN = 2 + 1 + _MODEL_PAYLOAD.size + 2  # 103 bytes
+FEATURE_SET_NAMES = {1: "board"}  # the model frame's feature-set ids
+
 _SAMPLE_HEAD = SYNC + bytes([TYPE_SAMPLE])
-FRAME_LEN = {TYPE_SAMPLE: SAMPLE_FRAME_LEN, TYPE_INFO: INFO_FRAME_LEN, TYPE_ERROR: ERROR_FRAME_LEN}
+FRAME_LEN = {TYPE_SAMPLE: SAMPLE_FRAME_LEN, TYPE_INFO: INFO_FRAME_LEN, TYPE_ERROR: ERROR_FRAME_LEN,
+             TYPE_PREDICTION: PREDICTION_FRAME_LEN, TYPE_MODEL: MODEL_FRAME_LEN}
 MAX_FRAME_LEN = max(FRAME_LEN.values())
 _LEN_BY_TYPE = np.zeros(256, dtype=np.int64)  # frame length by type byte; 0 = unknown type
 for _type, _length in FRAME_LEN.items():
@@ -60,13 +76,15 @@ for _type, _length in FRAME_LEN.items():
 ERROR_SENSOR_MISSING = 1
 ERROR_BAD_COMMAND = 2
 ERROR_BAD_RATE = 3
+ERROR_NO_MODEL = 4    # `predict on` on a firmware built without a model
+ERROR_MODEL_RATE = 5  # `predict on` at a rate the model was not trained for
 
 # Text commands, one per line (so the Arduino Serial Monitor works too).
-COMMANDS = ("start", "stop", "info", "rate", "text", "binary")
+COMMANDS = ("start", "stop", "info", "rate", "text", "binary", "predict")
 
 
-def command(name: str, arg: int | None = None) -> bytes:
-    """The bytes of one text command, e.g. command("rate", 100) == b"rate 100\\n"."""
+def command(name: str, arg: int | str | None = None) -> bytes:
+    """The bytes of one text command, e.g. command("rate", 100) == b"rate 100\\n"; command("predict", "off")."""
     if name not in COMMANDS:
         raise ValueError(f"unknown board command {name!r}; known: {', '.join(COMMANDS)}")
     return (f"{name} {arg}\n" if arg is not None else f"{name}\n").encode("ascii")
@@ -174,6 +192,28 @@ class BoardInfo:
         )
 
 
+@dataclass(frozen=True)
+class BoardPrediction:
+    """What the board's model said about one window (a prediction frame)."""
+
+    seq: int                # the window's last sample (unwrapped by the decoder, like the samples' seq)
+    class_index: int
+    scores: tuple[int, ...]  # 0..255 per class, as many as the model has
+    cycles: int             # CPU cycles the board spent on the window, by its own clock
+
+
+@dataclass(frozen=True)
+class BoardModelInfo:
+    """What the board says about the model built in (a model frame)."""
+
+    model_id: str
+    classes: tuple[str, ...]
+    window: int
+    step: int
+    feature_set: str
+    rate_hz: int
+
+
 # ---------------------------------------------------------------- encoder
 
 def _framed(type_and_payload: bytes) -> bytes:
@@ -196,6 +236,20 @@ def encode_info(info: BoardInfo) -> bytes:
 
 def encode_error(code: int, message: str) -> bytes:
     return _framed(bytes([TYPE_ERROR]) + _ERROR_PAYLOAD.pack(code, message.encode("ascii")[:16]))
+
+
+def encode_prediction(p: BoardPrediction) -> bytes:
+    scores = bytes(p.scores).ljust(MODEL_CLASSES_MAX, b"\0")
+    payload = _PREDICTION_PAYLOAD.pack(p.seq & 0xFFFF, p.class_index, len(p.scores), scores, p.cycles)
+    return _framed(bytes([TYPE_PREDICTION]) + payload)
+
+
+def encode_model(m: BoardModelInfo) -> bytes:
+    feature_set = {name: i for i, name in FEATURE_SET_NAMES.items()}[m.feature_set]
+    names = b"".join(c.encode("ascii")[:MODEL_NAME_LEN].ljust(MODEL_NAME_LEN, b"\0") for c in m.classes)
+    payload = _MODEL_PAYLOAD.pack(m.model_id.encode("ascii")[:12], len(m.classes), m.window, m.step, feature_set,
+                                  m.rate_hz, names)
+    return _framed(bytes([TYPE_MODEL]) + payload)
 
 
 def encode_samples(seq, t_us, raw) -> bytes:
@@ -239,3 +293,22 @@ def decode_error(payload: bytes) -> tuple[int, str]:
     """An error frame's payload as (code, message)."""
     code, msg = _ERROR_PAYLOAD.unpack(payload)
     return code, msg.rstrip(b"\0").decode("ascii", "replace")
+
+
+def decode_prediction(payload: bytes) -> BoardPrediction:
+    """A prediction frame's payload; seq as on the wire (u16): the decoder unwraps it."""
+    seq, cls, n_classes, scores, cycles = _PREDICTION_PAYLOAD.unpack(payload)
+    return BoardPrediction(seq, cls, tuple(scores[:min(n_classes, MODEL_CLASSES_MAX)]), cycles)
+
+
+def decode_model(payload: bytes) -> BoardModelInfo:
+    """A model frame's payload; a name that is not ASCII keeps U+FFFD."""
+    model_id, n_classes, window, step, feature_set, rate, names = _MODEL_PAYLOAD.unpack(payload)
+
+    def text(b: bytes) -> str:
+        return b.rstrip(b"\0").decode("ascii", "replace")
+
+    classes = tuple(text(names[i * MODEL_NAME_LEN:(i + 1) * MODEL_NAME_LEN])
+                    for i in range(min(n_classes, MODEL_CLASSES_MAX)))
+    return BoardModelInfo(text(model_id), classes, window, step, FEATURE_SET_NAMES.get(feature_set, str(feature_set)),
+                          rate)
