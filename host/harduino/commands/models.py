@@ -23,7 +23,7 @@ FOREST_OPTIONS = {"trees": "n_estimators", "max_depth": "max_depth"}  # rf's siz
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("archs", help="list the classifier architectures",
                               description="List the architectures --arch accepts, shallow and deep.")
-    p.set_defaults(run=run_archs)
+    p.set_defaults(run=run_list_archs)
 
     p = subparsers.add_parser("train", help="train a model on recordings and save it as a bundle",
                               description="Fit an architecture once on every labelled window of DATA (deep "
@@ -172,6 +172,15 @@ def _check_options(args) -> None:
         check_writable(args.predictions, "predictions file", folder=False)
 
 
+def _cross_validate(args, archs, folds, turned=None):
+    """Every architecture fitted and scored on every fold with the command line's options (and on the folds'
+    turned test windows, when given): train --cv, evaluate and compare alike."""
+    from ..models.evaluation import run_archs
+
+    return run_archs(archs, folds, feature_set=args.features, random_state=args.seed, params=_params(args, archs),
+                     jobs=args.jobs, progress=not args.quiet, turned=turned)
+
+
 def _folds(args, ws):
     from ..models.evaluation import subject_folds
 
@@ -191,7 +200,7 @@ def _training_summary(ws, folder: Path) -> dict:
 # ---------------------------------------------------------------- commands
 
 
-def run_archs(args) -> int:
+def run_list_archs(args) -> int:
     from ..models import ARCHITECTURES, DEEP
 
     for name, what in ARCHITECTURES.items():
@@ -203,7 +212,6 @@ def run_train(args) -> int:
     import numpy as np
 
     from ..models import check_arch, fit_estimator, make_estimator, model_size, save_bundle
-    from ..models.evaluation import run_archs
 
     arch = check_arch(args.arch)
     _check_options(args)
@@ -216,8 +224,7 @@ def run_train(args) -> int:
     metrics = {}
     if args.cv is not None:
         how, folds = _folds(args, ws)
-        scores = run_archs([arch], folds, feature_set=args.features, random_state=args.seed,
-                           params=_params(args, [arch]), jobs=args.jobs, progress=not args.quiet)[0].scores
+        scores = _cross_validate(args, [arch], folds)[0].scores
         metrics["cross_validation"] = {"method": how, **scores.summary()}
         print(f"{how}: accuracy {scores.accuracy:.3f}, macro F1 {scores.macro_f1:.3f}")
     est = make_estimator(arch, ws.channel_set, feature_set=args.features, rate_hz=ws.rate_hz,
@@ -258,7 +265,7 @@ def _remove_replaced_weights(out: Path) -> None:
 
 def run_evaluate(args) -> int:
     from ..models import check_arch, load_bundle
-    from ..models.evaluation import Scores, run_archs
+    from ..models.evaluation import Scores
 
     if (args.model is None) == (args.arch is None):
         raise UserError("give either --arch NAME (cross-validate it) or --model BUNDLE (test a saved model).")
@@ -287,9 +294,7 @@ def run_evaluate(args) -> int:
         ws, turned = _windows_and_turned(args.data, args.channels, args.size, args.step, args.rotate)
         _require_classes(ws, args.data)
         how, folds = _folds(args, ws)
-        options = dict(feature_set=args.features, random_state=args.seed, params=_params(args, [arch]),
-                       jobs=args.jobs, progress=not args.quiet)
-        result = run_archs([arch], folds, turned=_turned(folds, turned), **options)[0]
+        result = _cross_validate(args, [arch], folds, _turned(folds, turned))[0]
         scores, turned_scores = result.scores, result.turned
         how = f"{arch} on {args.data}, {how}, {ws.size}-sample windows of {ws.channel_set} channels"
     print(how)
@@ -308,7 +313,6 @@ def run_compare(args) -> int:
     import numpy as np
 
     from ..models import ARCHITECTURES, check_arch
-    from ..models.evaluation import run_archs
 
     archs = [check_arch(a.strip()) for a in args.archs.split(",")] if args.archs else list(ARCHITECTURES)
     _check_options(args)
@@ -330,9 +334,7 @@ def run_compare(args) -> int:
     print(f"{how}; {len(ws)} windows of {ws.size} samples, {ws.channel_set} channels at {ws.rate_hz:g} Hz "
           f"(a window every {args.step / ws.rate_hz * 1000:.0f} ms); {min(args.jobs, len(archs) * len(folds))} "
           "fits at a time", flush=True)
-    options = dict(feature_set=args.features, random_state=args.seed, params=_params(args, archs), jobs=args.jobs,
-                   progress=not args.quiet)
-    results = run_archs(archs, folds, turned=turned_tests, **options)
+    results = _cross_validate(args, archs, folds, turned_tests)
     print(COMPARE_HEADER + ("   turned F1" if turned_tests else ""))
     for r in results:
         print(compare_row(r) + (f"   {r.turned.macro_f1:9.3f}" if r.turned is not None else ""))
