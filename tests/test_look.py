@@ -154,6 +154,15 @@ def test_the_timeline_marks_the_windows_predicted_wrong(tmp_path, capsys):
     assert count_colour(image, ACTIVITY_COLOURS["running"], tolerance=4) > 3000  # predicted, never true
 
 
+def test_labels_the_model_does_not_know_are_shown_but_not_scored(tmp_path, capsys):
+    session = joined_recording(tmp_path, labels=("still", "walking", "hopping"))
+    timeline = tmp_path / "timeline.png"
+    assert cli("predict", session, "--model", DEFAULT_MODEL, "-o", tmp_path / "rows.csv", "--plot", timeline) == 0
+    out = capsys.readouterr().out
+    assert "accuracy 1.000 on the 65 labelled windows of its classes (not: hopping)"  # 67 - 2 across the change in out
+    assert count_colour(pixels(timeline), hex_rgb(WRONG_COLOUR), tolerance=4) < 100  # the legend has no entry
+
+
 def test_predict_without_out_prints_the_rows_and_says_the_summary_on_stderr(tmp_path, capsys):
     recording = next(SIM.glob("s3_jumping_*.csv"))
     assert cli("predict", recording, "--model", DEFAULT_MODEL) == 0

@@ -25,11 +25,14 @@ BAND_ALPHA = 0.22         # label bands behind the curves
 PANELS = (("accelerometer (m/s²)", slice(0, 3), ("ax", "ay", "az")),
           ("gyroscope (rad/s)", slice(3, 6), ("gx", "gy", "gz")))
 DPI = 100
+TOP = 0.85             # the plots' top edge, in figure heights: above it the title and a row of legend
+LEGEND_COLUMNS = 8
+LEGEND_ROW = 0.045     # a legend row's height, in figure heights
 
 
 def plot_recording(rec: Recording, path: str | Path) -> Path:
     """The six signals over time, their label's band behind them, each gap marked; written as a PNG."""
-    fig = _figure(height_ratios=(1, 1))
+    fig = _figure()
     axes = fig.subplots(2, 1, sharex=True, gridspec_kw={"hspace": 0.08})
     cuts = _cuts(rec)
     t = _broken(rec.t, cuts)
@@ -50,9 +53,7 @@ def plot_recording(rec: Recording, path: str | Path) -> Path:
     legend = [Patch(color=_rgb(class_colour(c, classes)), alpha=0.5, label=c) for c in classes]
     if len(cuts):
         legend.append(Patch(color=GAP_COLOUR, label="gap (no samples)"))
-    if legend:
-        fig.legend(handles=legend, loc="upper left", ncols=len(legend), fontsize=8, frameon=False,
-                   bbox_to_anchor=(0.07, 0.915))
+    _legend(fig, legend)
     return _save(fig, path)
 
 
@@ -65,10 +66,10 @@ def plot_predictions(t_end: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, 
     """
     classes = [str(c) for c in classes]
     known = sorted(set(classes) | set(y_true.tolist()) - {""})
-    fig = _figure(height_ratios=(1, 1.6))
+    fig = _figure()
     lanes, probs = fig.subplots(2, 1, sharex=True, gridspec_kw={"hspace": 0.08, "height_ratios": (1, 1.6)})
     start = t_end - step_s
-    wrong = (y_true != "") & (y_true != y_pred)
+    wrong = np.isin(y_true, classes) & (y_true != y_pred)  # a label the model does not know: never right
     rows = (("true", 2, y_true), ("predicted", 1, y_pred))
     for c in known:
         colour = _rgb(class_colour(c, known))
@@ -90,19 +91,28 @@ def plot_predictions(t_end: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, 
     handles = [Patch(color=_rgb(class_colour(c, known)), label=c) for c in known]
     if wrong.any():
         handles.append(Patch(color=WRONG_COLOUR, label="wrong"))
-    fig.legend(handles=handles, loc="upper left", ncols=len(handles), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.07, 0.915))
+    _legend(fig, handles)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
 # ---------------------------------------------------------------- helpers
 
-def _figure(height_ratios) -> Figure:
+def _figure() -> Figure:
     fig = Figure(figsize=(12, 5.5), dpi=DPI)
     FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=0.075, right=0.99, top=0.85, bottom=0.1)
+    fig.subplots_adjust(left=0.075, right=0.99, top=TOP, bottom=0.1)
     return fig
+
+
+def _legend(fig: Figure, handles: list) -> None:
+    """The legend under the title, in rows of LEGEND_COLUMNS; the plots move down to make room for each row."""
+    if not handles:
+        return
+    rows = -(-len(handles) // LEGEND_COLUMNS)
+    fig.legend(handles=handles, loc="upper left", ncols=min(len(handles), LEGEND_COLUMNS), fontsize=8,
+               frameon=False, bbox_to_anchor=(0.07, 0.915))
+    fig.subplots_adjust(top=TOP - LEGEND_ROW * (rows - 1))
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

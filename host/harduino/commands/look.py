@@ -80,35 +80,36 @@ def run_predict(args) -> int:
         scores.print_predictions(sys.stdout)
     else:
         write_output("predictions", args.out, scores.write_predictions)
-    summary = _summary(scores, ws, np.asarray(bundle.classes_))
-    print(f"{source.name}: {summary}", file=sys.stderr if args.out is None else sys.stdout, flush=True)
+    windows, shares, accuracy = _summary(scores, ws, np.asarray(bundle.classes_))
+    print(f"{source.name}: {windows}; {shares}; {accuracy}", file=sys.stderr if args.out is None else sys.stdout,
+          flush=True)
     if args.plot is not None:
         from ..figures import plot_predictions
 
-        title = f"{bundle.arch} model {bundle.path.name} on {source.name}\n{summary}"
+        title = f"{bundle.arch} model {bundle.path.name} on {source.name}: {windows}\n{accuracy}"
         write_output("timeline", args.plot, lambda path: plot_predictions(
             scores.t_end, scores.y_true, scores.y_pred, scores.proba, scores.classes, ws.step / ws.rate_hz,
             title, path))
     return 0
 
 
-def _summary(scores, ws, classes) -> str:
-    """How many windows, what was predicted how often, and the accuracy where the label is one the model knows."""
+def _summary(scores, ws, classes) -> tuple[str, str, str]:
+    """(how many windows, what was predicted how often, the accuracy where the label is one the model knows)."""
     import numpy as np
 
     names, counts = np.unique(scores.y_pred, return_counts=True)
     order = np.argsort(-counts, kind="stable")
-    shares = ", ".join(f"{names[i]} {counts[i] / len(scores.y_pred):.0%}" for i in order)
-    text = (f"{len(ws)} windows of {ws.size} samples, one every {ws.step / ws.rate_hz * 1000:.0f} ms; "
-            f"predicted {shares}")
+    windows = f"{len(ws)} windows of {ws.size} samples, one every {ws.step / ws.rate_hz * 1000:.0f} ms"
+    shares = "predicted " + ", ".join(f"{names[i]} {counts[i] / len(scores.y_pred):.0%}" for i in order)
     known = np.isin(scores.y_true, classes)
+    accuracy = "no window has a label the model knows"
     if known.any():
         right = int((scores.y_true[known] == scores.y_pred[known]).sum())
-        text += f"; accuracy {right / known.sum():.3f} on the {int(known.sum())} labelled windows"
+        accuracy = f"accuracy {right / known.sum():.3f} on the {int(known.sum())} labelled windows"
     unknown = sorted(set(scores.y_true[~known].tolist()) - {""})
     if unknown:
-        text += f" (labels the model does not know: {', '.join(unknown)})"
-    return text
+        accuracy += f" of its classes (not: {', '.join(unknown)})"
+    return windows, shares, accuracy
 
 
 def _recording_file(path: Path, command: str) -> Path:
