@@ -248,6 +248,8 @@ def test_a_number_that_must_be_positive(args, option):
     (("train", SIM, "--arch", "rf", "--seed", "-1"), "--seed must be a whole number from 0"),
     (("live", "sim://?activity=walking", "--no-gui", "--seconds=-inf"), "--seconds must be a finite number"),
     (("live", "sim://?activity=walking", "--no-gui", "--threshold", "nan"), "--threshold must be a number"),
+    (("live", "sim://?activity=walking", "--no-gui", "--seconds", "1e9"), "--seconds must be a positive number of "
+                                                                          "seconds up to 3600, not 1e9"),
 ])
 def test_inf_and_nan_are_refused_while_the_options_are_read(args, refusal, tmp_path):
     # Before: `record --duration inf` ended in an OverflowError, `train --lr inf` saved a model of NaN weights.

@@ -12,7 +12,9 @@ from pathlib import Path
 from ..errors import UserError
 from ..shipped import default_model
 from . import add_rate_option
-from .numbers import positive_int, probability, seconds
+from .numbers import positive_int, probability, seconds, seconds_up_to
+
+MOST_SHOWN_S = 3600.0  # the dashboard's span: an hour is more than a screen shows, and its arrays stay small
 
 
 def add_commands(subparsers) -> None:
@@ -34,7 +36,7 @@ def add_commands(subparsers) -> None:
     add_rate_option(p)
     p.add_argument("--no-gui", action="store_true", help="print to the terminal instead of opening the dashboard")
     p.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds")
-    p.add_argument("--seconds", type=seconds, default=10.0,
+    p.add_argument("--seconds", type=seconds_up_to(MOST_SHOWN_S), default=10.0,
                    help="dashboard: seconds of signal shown (default %(default)g)")
     p.add_argument("--out", type=Path, default=Path("recordings"),
                    help="dashboard: folder the record button writes to (default %(default)s)")

@@ -62,6 +62,18 @@ def seconds(text: str) -> float:
     return value
 
 
+def seconds_up_to(most: float):
+    """A `seconds` check with a smaller upper bound (a span to show, say)."""
+    def check(text: str) -> float:
+        value = seconds(text)
+        if value > most:
+            raise _refuse(f"a positive number of seconds up to {most:g}", text)
+        return value
+
+    check.__name__ = "seconds"
+    return check
+
+
 def seed(text: str) -> int:
     """A random seed, as numpy and scikit-learn take it."""
     return _whole(text, 0, f"a whole number from 0 to {MAX_SEED}", MAX_SEED)
