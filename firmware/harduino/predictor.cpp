@@ -11,12 +11,21 @@ const uint8_t CHUNKS = MODEL_WINDOW / MODEL_STEP;
 const uint32_t AXIS_BIAS = 32768;  // axes are kept as u16 + 32768, so one min/max type serves all channels
 const uint32_t CYCLES_PER_US = F_CPU / 1000000UL;
 
-// The running sums of one channel over a chunk (MODEL_STEP samples) or over the window.
+// The running sums of one channel over a chunk (MODEL_STEP samples) or over the window. The sum of
+// squares is 40 bits (at most 255 squares below 2^32): a u32 and a carry byte, which the AVR adds in a
+// few cycles where a u64 takes dozens.
 struct Sums {
   int32_t sum;
-  uint64_t squares;
+  uint32_t squares;
+  uint8_t squaresHigh;
   uint16_t lo, hi;
 };
+
+inline void addSquares(Sums &s, uint32_t square, uint8_t high) {
+  const uint32_t before = s.squares;
+  s.squares += square;
+  s.squaresHigh += high + (s.squares < before);
+}
 
 Sums chunk[CHUNKS][CHANNELS];
 Sums window[CHANNELS];
@@ -85,6 +94,7 @@ void clear(Sums *sums) {
   for (uint8_t c = 0; c < CHANNELS; c++) {
     sums[c].sum = 0;
     sums[c].squares = 0;
+    sums[c].squaresHigh = 0;
     sums[c].lo = 0xFFFF;
     sums[c].hi = 0;
   }
@@ -92,7 +102,7 @@ void clear(Sums *sums) {
 
 inline void add(Sums &s, uint16_t biased, int32_t value, uint32_t square) {
   s.sum += value;
-  s.squares += square;
+  addSquares(s, square, 0);
   if (biased < s.lo) s.lo = biased;
   if (biased > s.hi) s.hi = biased;
 }
@@ -103,7 +113,7 @@ void startWindow(uint16_t seq) {
     for (uint8_t c = 0; c < CHANNELS; c++) {
       const Sums &s = chunk[k][c];
       window[c].sum += s.sum;
-      window[c].squares += s.squares;
+      addSquares(window[c], s.squares, s.squaresHigh);
       if (s.lo < window[c].lo) window[c].lo = s.lo;
       if (s.hi > window[c].hi) window[c].hi = s.hi;
     }
@@ -117,7 +127,8 @@ void startWindow(uint16_t seq) {
 // sum, N x standard deviation, min, max of one channel (boardfeatures.board_features_int).
 void channelFeatures(uint8_t c) {
   const Sums &s = window[c];
-  const uint64_t spread = (uint64_t)MODEL_WINDOW * s.squares - (uint64_t)((int64_t)s.sum * s.sum);
+  const uint64_t squares = ((uint64_t)s.squaresHigh << 32) | s.squares;
+  const uint64_t spread = (uint64_t)MODEL_WINDOW * squares - (uint64_t)((int64_t)s.sum * s.sum);
   const int32_t offset = c < 6 ? (int32_t)AXIS_BIAS : 0;
   int32_t *f = feature + 4 * c;
   f[0] = s.sum;
@@ -134,16 +145,14 @@ void modelStart() {
 }
 
 void modelItem(uint8_t tree) {
-  uint16_t node = pgm_read_word(&MODEL_TREE_ROOT[tree]);
-  for (;;) {
-    const uint8_t f = pgm_read_byte(&MODEL_NODE_FEATURE[node]);
-    const int32_t threshold = (int32_t)pgm_read_dword(&MODEL_NODE_THRESHOLD[node]);
-    if (f == MODEL_LEAF) {  // a leaf's threshold is its row of class scores
-      for (uint8_t k = 0; k < MODEL_CLASSES; k++) votes[k] += pgm_read_byte(&MODEL_LEAF_SCORE[threshold][k]);
-      return;
-    }
-    node = feature[f] <= threshold ? node + 1 : pgm_read_word(&MODEL_NODE_RIGHT[node]);
+  uint16_t ref = pgm_read_word(&MODEL_TREE_ROOT[tree]);
+  while (!(ref & MODEL_LEAF_BIT)) {
+    const uint8_t f = pgm_read_byte(&MODEL_NODE_FEATURE[ref]);
+    const int32_t threshold = (int32_t)pgm_read_dword(&MODEL_NODE_THRESHOLD[ref]);
+    ref = pgm_read_word(&MODEL_NODE_CHILD[ref][feature[f] <= threshold ? 0 : 1]);
   }
+  const uint8_t *scores = MODEL_LEAF_SCORE[ref & ~MODEL_LEAF_BIT];
+  for (uint8_t k = 0; k < MODEL_CLASSES; k++) votes[k] += pgm_read_byte(scores + k);
 }
 
 void modelFinish() {

@@ -3,10 +3,10 @@
 `board_model(bundle)` folds the bundle's scaler and the count-to-SI scale into
 integer tables (docs/board-model.md):
 
-- a random forest: each node's threshold becomes an integer comparison on the
-  integer feature (`int <= floor((mean + t * scale) / si_per_count)` is the float
-  test), each leaf's class probabilities become u8 (0..255), and the class is the
-  argmax of their sums over the trees;
+- a random forest: each inner node's threshold becomes an integer comparison on
+  the integer feature (`int <= floor((mean + t * scale) / si_per_count)` is the
+  float test), its children are inner nodes or (LEAF_BIT set) rows of u8 class
+  probabilities (0..255), and the class is the argmax of their sums over the trees;
 - logistic regression: the features are shifted into 16 bits, weights become
   int16 and intercepts int32 in units of 2^-Q log2-odds, accumulated in int32
   (Q is chosen so no sum can overflow); the scores are 255 * 2^-(best - own)
@@ -36,14 +36,14 @@ CLASS_NAME_CHARS = 10
 MODEL_ID_CHARS = 12
 MAX_CHUNKS = 4                  # window = k x step, k chunk accumulators on the board
 MAX_WINDOW = 255
-LEAF = 0xFF                     # a node's feature byte that marks a leaf
+LEAF_BIT = 0x8000               # a child reference with this bit is a leaf's row of class scores
 FLASH_BUDGET = {"Nano": 30_720, "Uno": 32_256}  # boards.txt: flash less the bootloader
 RAM_BUDGET = 1_536              # static RAM, so the stack keeps 512 of the 2,048 bytes
 # The firmware with the predictor built in but no tables, and what each chunk accumulator adds to RAM:
 # `make -C firmware size` figures, rounded up; the build checks the real total (firmware/Makefile).
-FIRMWARE_FLASH = 13_700
-FIRMWARE_RAM = 940
-CHUNK_RAM = 8 * 16
+FIRMWARE_FLASH = 13_500
+FIRMWARE_RAM = 920
+CHUNK_RAM = 8 * 13
 
 
 @dataclass
@@ -125,8 +125,8 @@ def check_budget(model: BoardModel, path) -> None:
     if flash > min(FLASH_BUDGET.values()):
         raise UserError(f"the model bundle {path} needs about {flash:,} bytes of flash with the firmware (its "
                         f"tables {model.table_bytes():,}), over the budget of {FLASH_BUDGET['Nano']:,} on a Nano "
-                        f"and {FLASH_BUDGET['Uno']:,} on an Uno; train a smaller one (e.g. --trees 10 "
-                        "--max-depth 8).")
+                        f"and {FLASH_BUDGET['Uno']:,} on an Uno; train a smaller one (fewer --trees, a lower "
+                        "--max-depth).")
     if ram > RAM_BUDGET:
         raise UserError(f"the model bundle {path} needs about {ram:,} bytes of static RAM with the firmware, over "
                         f"the budget of {RAM_BUDGET:,}; use a window of fewer steps.")
@@ -158,52 +158,45 @@ def _model_id(path: Path) -> str:
 # ---------------------------------------------------------------- forest
 
 def _forest_tables(forest, mean, scale, si) -> dict[str, np.ndarray]:
-    roots, feature, threshold, right, leaves = [], [], [], [], []
+    feature, threshold, children, leaves, roots = [], [], [], [], []
+
+    def ref(t, node) -> int:  # a child: an inner node's index, or LEAF_BIT + a leaf's row
+        if t.children_left[node] == -1:
+            p = t.value[node, 0] / max(t.value[node, 0].sum(), 1e-300)
+            leaves.append(np.round(p * 255))
+            return LEAF_BIT | (len(leaves) - 1)
+        at = len(feature)
+        j = int(t.feature[node])
+        feature.append(j)
+        threshold.append(min(max(math.floor((mean[j] + float(t.threshold[node]) * scale[j]) / si[j]), -2**31),
+                             2**31 - 1))
+        children.append([0, 0])
+        children[at] = [ref(t, int(t.children_left[node])), ref(t, int(t.children_right[node]))]
+        return at
+
     for est in forest.estimators_:
-        t = est.tree_
-        roots.append(len(feature))
-        stack = [0]
-        while stack:  # preorder: a node's left child is the next node, its right child is stored
-            node = stack.pop()
-            if isinstance(node, tuple):  # fill in the right child's index once it is laid out
-                right[node[1]] = len(feature)
-                stack.append(node[0])
-                continue
-            at = len(feature)
-            if t.children_left[node] == -1:
-                p = t.value[node, 0] / max(t.value[node, 0].sum(), 1e-300)
-                feature.append(LEAF)
-                threshold.append(len(leaves))
-                right.append(0)
-                leaves.append(np.round(p * 255))
-                continue
-            j = int(t.feature[node])
-            limit = math.floor((mean[j] + float(t.threshold[node]) * scale[j]) / si[j])
-            feature.append(j)
-            threshold.append(min(max(limit, -2**31), 2**31 - 1))
-            right.append(0)
-            stack.append((int(t.children_right[node]), at))
-            stack.append(int(t.children_left[node]))
-    if len(feature) > 0xFFFF:
-        raise UserError(f"the forest has {len(feature):,} nodes; the board addresses at most 65,535.")
+        roots.append(ref(est.tree_, 0))
+    if len(feature) >= LEAF_BIT or len(leaves) >= LEAF_BIT:
+        raise UserError(f"the forest has {len(leaves):,} leaves; the board addresses at most {LEAF_BIT - 1:,}.")
     return {"tree_root": np.array(roots, dtype="<u2"), "node_feature": np.array(feature, dtype="u1"),
-            "node_threshold": np.array(threshold, dtype="<i4"), "node_right": np.array(right, dtype="<u2"),
+            "node_threshold": np.array(threshold, dtype="<i4"),
+            "node_child": np.array(children, dtype="<u2").reshape(-1, 2),
             "leaf_score": np.array(leaves, dtype="u1")}
 
 
 def _predict_forest(model: BoardModel, x: np.ndarray):
     t = model.tables
     n, trees = len(x), len(t["tree_root"])
-    node = np.broadcast_to(t["tree_root"].astype(np.int64), (n, trees)).copy()
+    ref = np.broadcast_to(t["tree_root"].astype(np.int64), (n, trees)).copy()
     rows = np.arange(n)[:, None]
     while True:
-        inner = t["node_feature"][node] != LEAF
+        inner = ref < LEAF_BIT
         if not inner.any():
             break
-        f = np.where(inner, t["node_feature"][node], 0)
-        go_left = x[rows, f] <= t["node_threshold"][node]
-        node = np.where(inner, np.where(go_left, node + 1, t["node_right"][node]), node)
-    votes = t["leaf_score"][t["node_threshold"][node]].astype(np.int64).sum(axis=1)  # u16 sums on the board
+        node = np.where(inner, ref, 0)
+        go_right = x[rows, t["node_feature"][node]] > t["node_threshold"][node]
+        ref = np.where(inner, t["node_child"][node, go_right.astype(np.int64)], ref)
+    votes = t["leaf_score"][ref - LEAF_BIT].astype(np.int64).sum(axis=1)  # u16 sums on the board
     return np.argmax(votes, axis=1), votes // trees
 
 
@@ -282,11 +275,11 @@ def render_header(model: BoardModel) -> str:
     ]
     t = model.tables
     if model.kind == "forest":
-        lines += [f"#define MODEL_TREES {len(t['tree_root'])}", "#define MODEL_LEAF 0xFF", "",
+        lines += [f"#define MODEL_TREES {len(t['tree_root'])}", f"#define MODEL_LEAF_BIT 0x{LEAF_BIT:04X}", "",
                   _c_array("uint16_t", "MODEL_TREE_ROOT", t["tree_root"]),
                   _c_array("uint8_t", "MODEL_NODE_FEATURE", t["node_feature"]),
                   _c_array("int32_t", "MODEL_NODE_THRESHOLD", t["node_threshold"]),
-                  _c_array("uint16_t", "MODEL_NODE_RIGHT", t["node_right"]),
+                  _c_array("uint16_t", "MODEL_NODE_CHILD", t["node_child"], "[][2]"),
                   _c_array("uint8_t", "MODEL_LEAF_SCORE", t["leaf_score"], "[][MODEL_CLASSES]")]
     else:
         lines += [f"#define MODEL_SCORE_BITS {model.score_bits}", "",
