@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 
 from .boardfeatures import BOARD_FEATURE_NAMES, int_bounds, int_to_si
 from .errors import UserError
@@ -87,6 +89,8 @@ def board_model(bundle) -> BoardModel:
     check_exportable(bundle)
     pipeline = bundle.estimator
     scaler, clf = pipeline.named_steps["scale"], pipeline.steps[-1][1]
+    if not isinstance(clf, (RandomForestClassifier, LogisticRegression)):
+        clf = getattr(clf, "estimator_", clf)  # a forest inside a step that walks it compiled: the forest itself
     si = int_to_si(bundle.window)
     mean, scale = scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64)
     common = dict(model_id=_model_id(bundle.path), classes=tuple(str(c) for c in bundle.classes_),
