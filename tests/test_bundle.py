@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import skops.io
 import torch
+from sklearn.neighbors import KDTree
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -24,6 +25,7 @@ from harduino.dataset import load_recordings, window_dataset
 from harduino.errors import UserError
 from harduino.models import ARCHITECTURES, DEEP, fit_estimator, load_bundle, make_estimator, save_bundle
 from harduino.models.bundle import BundleWarning
+from harduino.models.internals import private
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shipped model's weights file, byte for byte (`make models`: the gravity-aligned channels).
@@ -248,11 +250,12 @@ def test_saving_over_a_bundle_whose_files_link_elsewhere_replaces_the_links(sim,
 
 
 def test_a_k_nearest_neighbours_search_tree_is_rebuilt_and_finds_the_same_neighbours(sim, tmp_path):
-    est = fit_estimator(make_estimator("knn", "all", feature_set="baseline", rate_hz=sim.rate_hz), sim.X, sim.y)
-    knn = est.steps[-1][1]
-    assert knn._fit_method == "kd_tree"  # two features: scikit-learn searches a k-d tree
+    est = fit_estimator(make_estimator("knn", "all", feature_set="baseline", rate_hz=sim.rate_hz,
+                                       algorithm="kd_tree"), sim.X, sim.y)
+    search = private(est.steps[-1][1]).tree
+    assert isinstance(search, KDTree)  # the search tree a bundle stores and loading must not trust
     honest = est.predict_proba(sim.X)
-    knn._tree.get_arrays()[1][:] = 0  # a tree whose every leaf holds sample 0: wrong, though in range
+    search.get_arrays()[1][:] = 0  # a tree whose every leaf holds sample 0: wrong, though in range
     assert not np.array_equal(est.predict_proba(sim.X), honest)
     folder = save_bundle(est, tmp_path / "knn", {**meta(sim), "architecture": "knn", "feature_set": "baseline"})
     np.testing.assert_array_equal(load_bundle(folder).predict_proba(sim.X), honest)

@@ -33,6 +33,8 @@ from sklearn.tree import DecisionTreeClassifier
 
 from harduino.dataset import load_recordings, window_dataset
 from harduino.models import fit_estimator, load_bundle, make_estimator, save_bundle
+from harduino.models.internals import private
+from harduino.models.shallow import as_stored
 from harduino.models.trees import InvalidTrees, check_trees
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +103,7 @@ def replace_weights(folder: Path, info: dict, data: bytes) -> None:
 def with_pipeline(src: Path, dst: Path, change) -> Path:
     """A copy of a shallow bundle whose pipeline `change` altered (or replaced), sealed again."""
     folder, info = clone(src, dst)
-    pipeline = load_bundle(src).estimator
+    pipeline = as_stored(load_bundle(src).estimator)  # as the bundle stores it
     pipeline = change(pipeline) or pipeline
     replace_weights(folder, info, skops.io.dumps(pipeline))
     return folder
@@ -156,7 +158,7 @@ def make_cycle(left: np.ndarray, right: np.ndarray, internal: np.ndarray) -> Non
 
 
 def hgb_nodes(pipeline):
-    return pipeline.steps[-1][1]._predictors[0][0].nodes
+    return private(pipeline.steps[-1][1]).predictors[0][0].nodes
 
 
 def craft(base: Path, out: Path) -> list[dict]:

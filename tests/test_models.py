@@ -17,7 +17,9 @@ from harduino.cli import main
 from harduino.dataset import load_recordings, window_dataset
 from harduino.errors import UserError
 from harduino.models import ARCHITECTURES, DEEP, fit_estimator, make_estimator
-from harduino.models.inference import compile_predict_proba
+from harduino.models.internals import PREDICTOR_RECORD_DTYPE, PRIVATE, SklearnChanged, private
+from harduino.models.shallow import as_stored
+from harduino.models.trees import CompiledTrees
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM = ROOT / "data" / "sim"
@@ -51,10 +53,11 @@ def test_every_architecture_recognises_an_unseen_subject(arch, held_out):
     assert proba.shape == (len(test), 5)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     assert f1_score(test.y, est.predict(test.X), average="macro") >= 0.9
-    # The live path (features, scaler and classifier without scikit-learn's checks) gives the same numbers.
-    fast = compile_predict_proba(est)
-    np.testing.assert_array_equal(fast(test.X), proba)
-    np.testing.assert_array_equal(fast(test.X[:1]), est.predict_proba(test.X[:1]))
+    # The live path is this predict_proba, a window at a time: the numbers it gives in a batch.
+    np.testing.assert_allclose(est.predict_proba(test.X[:1]), proba[:1], rtol=1e-5, atol=1e-7)
+    if arch in ("rf", "hgb"):  # compiled trees inside the step: exactly scikit-learn's own walk of them
+        assert isinstance(est.steps[-1][1], CompiledTrees)
+        np.testing.assert_array_equal(proba, as_stored(est).predict_proba(test.X))
 
 
 @pytest.mark.parametrize("arch", ["rf", "cnn-lstm"])
@@ -119,6 +122,48 @@ def test_rotation_augmentation_turns_each_triple_rigidly_and_leaves_the_rest(mod
         torch.testing.assert_close(out[:, 2], xb[:, 2])  # z stays: a turn about it
     else:
         assert (out[:, 2] - xb[:, 2]).abs().mean() > 0.5
+
+
+def test_the_scikit_learn_internals_harduino_reads_are_still_what_it_expects(held_out):
+    """Fails, naming what changed, on a scikit-learn whose private attributes are not those models/internals.py
+    reads (the compiled boosting's trees, a loaded model's checks)."""
+    import sklearn
+
+    train, test = held_out
+    train = train.subset(np.arange(0, len(train), 3))
+    version = f"scikit-learn {sklearn.__version__} changed "
+    pipelines = {arch: fit_estimator(make_estimator(arch, "all", rate_hz=train.rate_hz, **params), train.X, train.y)
+                 for arch, params in {"hgb": {"max_iter": 3}, "svm": {}, "knn": {}}.items()}
+    pipelines["binary hgb"] = fit_estimator(make_estimator("hgb", "all", rate_hz=train.rate_hz, max_iter=3), train.X,
+                                            np.where(train.y == "still", "still", "moving"))
+    fitted = {arch: as_stored(est).steps[-1][1] for arch, est in pipelines.items()}
+    fitted["svm"] = fitted["svm"].calibrated_classifiers_[0].estimator
+    for arch in ("hgb", "binary hgb"):
+        clf, hgb = fitted[arch], private(fitted[arch])
+        k = clf.n_trees_per_iteration_
+        assert len(hgb.predictors) == 3 and all(len(it) == k for it in hgb.predictors), version + "_predictors"
+        nodes = hgb.predictors[0][0].nodes
+        assert nodes.dtype == PREDICTOR_RECORD_DTYPE and {"feature_idx", "num_threshold", "left", "right", "is_leaf",
+                                                          "value", "is_categorical"} <= set(nodes.dtype.names), \
+            version + "the boosting's tree nodes"
+        assert np.shape(hgb.baseline_prediction) == (1, k), version + "_baseline_prediction"
+        assert callable(hgb.loss.predict_proba) and hgb.preprocessor is None, version + "_loss or _preprocessor"
+        # What the compiled trees make of them is what scikit-learn makes of its own.
+        Z = pipelines[arch][:-1].transform(test.X)
+        np.testing.assert_array_equal(CompiledTrees.of(clf).predict_proba(Z), clf.predict_proba(Z),
+                                      err_msg=version + "the boosting")
+    svc = private(fitted["svm"])
+    n_sv = len(fitted["svm"].support_)
+    assert svc.impl == "c_svc" and svc.sparse is False and svc.n_support.sum() == n_sv, version + "the SVC"
+    assert svc.dual_coef_.shape == (4, n_sv) and svc.intercept_.shape == (10,) and np.isfinite(svc.gamma), \
+        version + "the SVC's arrays"
+    knn = private(fitted["knn"])
+    assert knn.fit_X.shape == (len(train), fitted["knn"].n_features_in_) and knn.y.shape == (len(train),) \
+        and knn.fit_method in ("kd_tree", "ball_tree", "brute"), version + "the k-NN model's samples"
+    assert set(PRIVATE) == {type(c) for c in fitted.values()}  # every kind PRIVATE names is checked here
+    del fitted["knn"]._fit_X  # as another scikit-learn that no longer keeps it would have it
+    with pytest.raises(SklearnChanged, match="KNeighborsClassifier has no _fit_X, which harduino reads"):
+        private(fitted["knn"])
 
 
 def test_unknown_architecture_is_one_sentence():

@@ -10,12 +10,14 @@ without executing code.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
 from ..errors import UserError
 from .bundle import Bundle, load_bundle, save_bundle
 from .deep import NETWORKS, TorchClassifier, make_deep
-from .shallow import CLASSIFIERS, make_shallow
+from .internals import private
+from .shallow import CLASSIFIERS, as_stored, make_shallow
 
 ARCHITECTURES = {
     "rf": "random forest of 100 trees of at most 256 leaves on window features",
@@ -69,13 +71,13 @@ def fit_estimator(estimator: Pipeline, X: np.ndarray, y: np.ndarray, groups=None
 
 def model_size(estimator: Pipeline) -> str:
     """A short size figure: parameters of a network, trees/nodes, support vectors, stored samples."""
-    clf = estimator.steps[-1][1]
+    clf = as_stored(estimator).steps[-1][1]
     if isinstance(clf, TorchClassifier):
         return f"{clf.n_parameters_ / 1000:.1f}k params"
-    if hasattr(clf, "estimators_"):  # forest
+    if isinstance(clf, RandomForestClassifier):
         return f"{sum(e.tree_.node_count for e in clf.estimators_) / 1000:.1f}k nodes"
-    if hasattr(clf, "_predictors"):  # gradient boosting
-        return f"{sum(p.nodes.size for it in clf._predictors for p in it) / 1000:.1f}k nodes"
+    if isinstance(clf, HistGradientBoostingClassifier):
+        return f"{sum(p.nodes.size for it in private(clf).predictors for p in it) / 1000:.1f}k nodes"
     if hasattr(clf, "calibrated_classifiers_"):
         return f"{len(clf.calibrated_classifiers_[0].estimator.support_)} SVs"
     if hasattr(clf, "n_samples_fit_"):

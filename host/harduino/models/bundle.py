@@ -17,7 +17,7 @@ import json
 import math
 import platform
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +32,7 @@ from sklearn.pipeline import Pipeline
 from ..dataset import CHANNEL_SETS, channel_names
 from ..errors import UserError
 from .deep import NETWORKS, TorchClassifier
-from .inference import compile_predict_proba
-from .shallow import CLASSIFIERS
+from .shallow import CLASSIFIERS, as_compiled, as_stored
 from .trees import InvalidTrees
 from .weights import InvalidWeights, load_deep, load_shallow
 
@@ -56,16 +55,11 @@ class _Refused(Exception):
 
 @dataclass
 class Bundle:
-    """A loaded model: the fitted pipeline, what it expects, and its fast predict_proba."""
+    """A loaded model: the fitted pipeline (its tree ensembles compiled) and what it expects."""
 
     path: Path
     estimator: Pipeline
     meta: dict
-    _predict_proba: object = field(repr=False, default=None)
-
-    def __post_init__(self):
-        if self._predict_proba is None:
-            self._predict_proba = compile_predict_proba(self.estimator)
 
     @property
     def arch(self) -> str:
@@ -92,13 +86,13 @@ class Bundle:
         return float(self.meta["rate_hz"])
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """(n, c, window) windows -> (n, classes) probabilities, columns in classes_ order."""
+        """(n, c, window) windows -> (n, classes) probabilities, columns in classes_ order: the pipeline's own."""
         X = np.asarray(X, dtype=np.float32)
         n_channels = len(channel_names(self.channel_set))
         if X.ndim != 3 or X.shape[1:] != (n_channels, self.window):
             raise UserError(f"the model {self.path} takes windows of {n_channels} channels x {self.window} "
                             f"samples, not {'x'.join(map(str, X.shape[1:]))}.")
-        return self._predict_proba(X)
+        return self.estimator.predict_proba(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
@@ -129,6 +123,7 @@ def save_bundle(estimator: Pipeline, folder: str | Path, meta: dict) -> Path:
     if missing:
         raise ValueError(f"bundle metadata lacks {', '.join(sorted(missing))}")
     folder.mkdir(parents=True, exist_ok=True)
+    estimator = as_stored(estimator)
     clf = estimator.steps[-1][1]
     info = {"format": FORMAT, "version": VERSION, **meta,
             "classes": [str(c) for c in estimator.classes_],
@@ -198,8 +193,7 @@ def load_bundle(folder: str | Path) -> Bundle:
         meta, weights = _checked_meta(folder, meta_path)
         loader = load_deep if meta["kind"] == "deep" else load_shallow
         try:
-            estimator = loader(weights, meta)
-            predict_proba = compile_predict_proba(estimator)
+            estimator = as_compiled(loader(weights, meta))
         except (InvalidWeights, InvalidTrees) as err:
             raise _Refused(f"does not match its weights: {err}") from None
         except Exception:  # noqa: BLE001 - whatever a parser says about a broken file means this to a user
@@ -207,7 +201,7 @@ def load_bundle(folder: str | Path) -> Bundle:
                            f"{meta['weights']['format']} model of it") from None
     except _Refused as err:
         raise UserError(f"the model bundle {folder} {err}; retrain the model or restore the bundle.") from None
-    return Bundle(folder, estimator, meta, predict_proba)
+    return Bundle(folder, estimator, meta)
 
 
 def _checked_meta(folder: Path, meta_path: Path) -> tuple[dict, Path]:

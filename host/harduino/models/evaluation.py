@@ -29,7 +29,6 @@ from tqdm.auto import tqdm
 from ..dataset import WindowSet, by_session, leave_one_subject_out
 from ..errors import UserError
 from . import fit_estimator, make_estimator, model_size
-from .inference import compile_predict_proba
 
 MAX_FOLDS = 10
 
@@ -215,8 +214,7 @@ def fit_and_predict(arch: str, train: WindowSet, tests: list[WindowSet], keep: b
     t0 = time.perf_counter()
     fit_estimator(est, train.X, train.y, train.sessions)
     fit_s = time.perf_counter() - t0
-    predict_proba = compile_predict_proba(est)
-    return [predict_proba(test.X) for test in tests], np.asarray(est.classes_), fit_s, est if keep else None
+    return [est.predict_proba(test.X) for test in tests], np.asarray(est.classes_), fit_s, est if keep else None
 
 
 def run_archs(archs: list[str], folds: list[tuple[WindowSet, WindowSet]], *, feature_set: str = "full",
@@ -272,7 +270,7 @@ def _combine(arch: str, folds, tests, results) -> RunResult:
             full[:, np.searchsorted(classes, fold_classes)] = proba
             parts[k].append(Scores.of(test, full, classes))
     model = results[0][3]
-    latency = single_window_latency(compile_predict_proba(model), folds[0][1].X, n=200)
+    latency = single_window_latency(model.predict_proba, folds[0][1].X, n=200)
     scores = [Scores.join(p) for p in parts]
     return RunResult(arch, scores[0], [r[2] for r in results], latency, model_size(model),
                      scores[1] if len(scores) > 1 else None)

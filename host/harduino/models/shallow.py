@@ -1,4 +1,10 @@
-"""Shallow models: window features -> standard scaler -> a scikit-learn classifier, as one Pipeline."""
+"""Shallow models: window features -> standard scaler -> a scikit-learn classifier, as one Pipeline.
+
+A forest or a gradient boosting sits in the pipeline inside `CompiledTrees`,
+so the pipeline's own predict_proba walks its compiled trees. A bundle stores
+the pipeline as scikit-learn alone would run it (`as_stored`) and loading
+compiles it again (`as_compiled`), so the stored format does not depend on it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from ..features import WindowFeatures
+from .trees import CompiledTrees
 
 
 def _rf(seed, **params):
@@ -18,7 +25,7 @@ def _rf(seed, **params):
     # training windows full-depth trees grew to 218k nodes, 50 levels deep, for the same test accuracy
     # (0.884) as these 51k nodes, 24 levels; the compiled walk (trees.py) takes one step per level.
     params = {"n_estimators": 100, "max_leaf_nodes": 256, "class_weight": "balanced", **params}
-    return RandomForestClassifier(random_state=seed, n_jobs=1, **params)
+    return CompiledTrees(RandomForestClassifier(random_state=seed, n_jobs=1, **params))
 
 
 def _svm(seed, **params):
@@ -39,7 +46,7 @@ def _hgb(seed, **params):
     # No class_weight by default: weights also reach the feature binning, whose weighted percentiles
     # made training ten times slower (10 s instead of 1 s on the sample set).
     params = {"max_iter": 100, "learning_rate": 0.1, "early_stopping": False, **params}
-    return HistGradientBoostingClassifier(random_state=seed, **params)
+    return CompiledTrees(HistGradientBoostingClassifier(random_state=seed, **params))
 
 
 CLASSIFIERS = {"rf": _rf, "svm": _svm, "knn": _knn, "logreg": _logreg, "hgb": _hgb}
@@ -53,3 +60,19 @@ def make_shallow(arch: str, channels, feature_set: str = "full", rate_hz: float 
         ("scale", StandardScaler()),
         ("clf", CLASSIFIERS[arch](random_state, **params)),
     ])
+
+
+def as_stored(pipeline: Pipeline) -> Pipeline:
+    """The pipeline as scikit-learn alone runs it, the compiled trees unwrapped: what a bundle stores."""
+    name, clf = pipeline.steps[-1]
+    if not isinstance(clf, CompiledTrees):
+        return pipeline
+    return Pipeline(pipeline.steps[:-1] + [(name, clf.estimator_)])
+
+
+def as_compiled(pipeline: Pipeline) -> Pipeline:
+    """A stored pipeline with its forest or boosting compiled (InvalidTrees if its trees are not trees)."""
+    name, clf = pipeline.steps[-1]
+    if not isinstance(clf, (RandomForestClassifier, HistGradientBoostingClassifier)):
+        return pipeline
+    return Pipeline(pipeline.steps[:-1] + [(name, CompiledTrees.of(clf))])

@@ -1,12 +1,15 @@
-"""Fitted tree ensembles evaluated as a few numpy gathers: the fast path for one live window.
+"""Fitted tree ensembles evaluated as a few numpy gathers, inside the pipeline step that holds them.
 
 scikit-learn validates its input and dispatches once per tree, so a 100-tree
 forest spends ~4 ms on one window before any tree is walked. Here every tree
 of a fitted forest (or of a gradient-boosting model) is copied into flat node
 arrays, and all trees walk one level per step together: `depth` steps of
-vectorised indexing for the whole ensemble. The model is the same fitted
-object; only the evaluation differs, and the tests check the probabilities
-equal scikit-learn's.
+vectorised indexing for the whole ensemble. `CompiledTrees` is the pipeline
+step: it fits the scikit-learn ensemble and answers predict_proba from its
+compiled form, so the pipeline's own predict_proba (training, evaluation, the
+bundle, live) is the fast one and no step can be skipped beside it. The model
+is the same fitted object; only the evaluation differs, and the tests check
+the probabilities equal scikit-learn's.
 
 A loaded model's node arrays come from a file, and neither scikit-learn's
 Cython walk nor ours checks an index while walking. So every tree is checked
@@ -18,9 +21,10 @@ values. Only then does anything walk it.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
-from sklearn.tree._tree import Tree
+
+from .internals import PREDICTOR_RECORD_DTYPE, Tree, private
 
 
 class InvalidTrees(ValueError):
@@ -153,8 +157,9 @@ class CompiledBoosting:
 
     def __init__(self, model: HistGradientBoostingClassifier):
         k = int(model.n_trees_per_iteration_)
+        internals = private(model)
         trees = []
-        for iteration in model._predictors:
+        for iteration in internals.predictors:
             if len(iteration) != k:
                 raise InvalidTrees(f"an iteration of the boosting holds {len(iteration)} trees instead of {k}")
             for column, predictor in enumerate(iteration):
@@ -167,10 +172,10 @@ class CompiledBoosting:
                 trees.append((nodes["feature_idx"], nodes["num_threshold"], nodes["left"].astype(np.intp),
                               nodes["right"].astype(np.intp), nodes["is_leaf"], value))
         self.trees = StackedTrees(trees, int(model.n_features_in_))
-        if np.shape(model._baseline_prediction) != (1, k):
+        if np.shape(internals.baseline_prediction) != (1, k):
             raise InvalidTrees(f"the boosting's baseline is not {k} values")
-        self.baseline = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(1, k)
-        self.loss = model._loss
+        self.baseline = np.asarray(internals.baseline_prediction, dtype=np.float64).reshape(1, k)
+        self.loss = internals.loss
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         leaves = self.trees.leaf_values(np.asarray(X, dtype=np.float64))
@@ -187,3 +192,38 @@ def compile_trees(clf):
     if isinstance(clf, HistGradientBoostingClassifier) and not np.any(getattr(clf, "is_categorical_", None)):
         return CompiledBoosting(clf)
     return None
+
+
+class CompiledTrees(ClassifierMixin, BaseEstimator):
+    """A random forest or gradient boosting as a pipeline step whose predict_proba walks its compiled trees.
+
+    fit fits a clone of `estimator` and compiles it; `of` wraps one fitted already
+    (a loaded bundle's). `estimator_` is the scikit-learn model itself, which a
+    bundle stores; its compiled form (`compiled_`) is made again on loading, after
+    its trees are checked. An ensemble that is not compiled (categorical splits)
+    answers through its own predict_proba.
+    """
+
+    def __init__(self, estimator=None):
+        self.estimator = estimator
+
+    def fit(self, X, y, **fit_params):
+        return self._compile(clone(self.estimator).fit(X, y, **fit_params))
+
+    @classmethod
+    def of(cls, fitted) -> "CompiledTrees":
+        """The step around an ensemble fitted already; InvalidTrees if its trees are not trees."""
+        return cls(fitted)._compile(fitted)
+
+    def _compile(self, fitted) -> "CompiledTrees":
+        self.estimator_, self.compiled_ = fitted, compile_trees(fitted)
+        self.classes_, self.n_features_in_ = fitted.classes_, fitted.n_features_in_
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        if self.compiled_ is None:
+            return self.estimator_.predict_proba(X)
+        return self.compiled_.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

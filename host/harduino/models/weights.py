@@ -22,8 +22,7 @@ import safetensors
 import skops.io
 from skops.io.exceptions import UntrustedTypesFoundException
 import torch
-from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
-from sklearn.calibration import CalibratedClassifierCV, _CalibratedClassifier, _SigmoidCalibration
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import BallTree, KDTree, KNeighborsClassifier
@@ -35,6 +34,8 @@ from sklearn.tree import DecisionTreeClassifier
 from ..dataset import ChannelScaler
 from ..features import FEATURE_SETS, WindowFeatures, feature_names
 from .deep import TorchClassifier
+from .internals import (HalfBinomialLoss, HalfMultinomialLoss, _CalibratedClassifier, _SigmoidCalibration, private,
+                        set_search_tree)
 
 # The types a shallow bundle may build beyond those skops trusts itself (builtins, numpy, scikit-learn's
 # estimators). skops leaves Tree and TreePredictor out because their node indices are not bounds-checked:
@@ -54,6 +55,9 @@ ESTIMATORS = {"rf": RandomForestClassifier, "svm": CalibratedClassifierCV, "knn"
               "logreg": LogisticRegression, "hgb": HistGradientBoostingClassifier}
 MAX_UNPACKED = 1 << 30   # bytes a skops archive may unpack to: a model here is a few MB, a zip bomb is not
 NETWORK_SIZE = (1, 1 << 16)  # hidden and filters: bounds that keep even the shape-only network small
+
+
+_READ = object()  # _array reads the attribute itself
 
 
 class InvalidWeights(ValueError):
@@ -183,9 +187,10 @@ def check_pipeline(pipeline, meta: dict) -> None:
     CHECKS[meta["architecture"]](clf, n, len(classes))
 
 
-def _array(obj, name: str, shape: tuple, *, positive: bool = False, dtype=np.floating) -> np.ndarray:
-    """obj.name as an array of `shape` and kind `dtype`, finite (and > 0) where floating; else InvalidWeights."""
-    value = getattr(obj, name, None)
+def _array(obj, name: str, shape: tuple, *, positive: bool = False, dtype=np.floating, value=_READ) -> np.ndarray:
+    """obj.name (or the value given for it: a private one, read by `private`) as an array of `shape` and kind
+    `dtype`, finite (and > 0) where floating; else InvalidWeights."""
+    value = getattr(obj, name, None) if value is _READ else value
     ok = isinstance(value, np.ndarray) and value.shape == shape and np.issubdtype(value.dtype, dtype)
     if ok and np.issubdtype(value.dtype, np.floating):
         ok = bool(np.all(np.isfinite(value)) and (not positive or np.all(value > 0)))
@@ -208,10 +213,10 @@ def _check_forest(clf, n_features: int, n_classes: int) -> None:
 def _check_boosting(clf, n_features: int, n_classes: int) -> None:
     k = 1 if n_classes == 2 else n_classes
     loss = HalfBinomialLoss if k == 1 else HalfMultinomialLoss
-    if clf.n_trees_per_iteration_ != k or clf.is_categorical_ is not None \
-            or getattr(clf, "_preprocessor", None) is not None:
+    internals = private(clf)
+    if clf.n_trees_per_iteration_ != k or clf.is_categorical_ is not None or internals.preprocessor is not None:
         raise InvalidWeights(f"its gradient boosting is not {k} trees a round over numeric features")
-    if type(clf._loss) is not loss or (k > 1 and clf._loss.n_classes != n_classes):
+    if type(internals.loss) is not loss or (k > 1 and internals.loss.n_classes != n_classes):
         raise InvalidWeights(f"its gradient boosting's loss is not a {loss.__name__} of its classes")
 
 
@@ -220,21 +225,23 @@ def _check_svm(clf, n_features: int, n_classes: int) -> None:
     if not isinstance(calibrated, list) or len(calibrated) != 1 or type(calibrated[0]) is not _CalibratedClassifier:
         raise InvalidWeights("its SVM is not one calibrated classifier")
     svc, calibrators = calibrated[0].estimator, calibrated[0].calibrators
-    if type(svc) is not SVC or svc.kernel not in ("linear", "poly", "rbf", "sigmoid") or svc._sparse \
-            or svc._impl != "c_svc" or [str(c) for c in svc.classes_] != [str(c) for c in clf.classes_]:
+    if type(svc) is not SVC:
+        raise InvalidWeights("its SVM is not a dense C-SVC with a built-in kernel over its classes")
+    internals = private(svc)
+    if svc.kernel not in ("linear", "poly", "rbf", "sigmoid") or internals.sparse or internals.impl != "c_svc" \
+            or [str(c) for c in svc.classes_] != [str(c) for c in clf.classes_]:
         raise InvalidWeights("its SVM is not a dense C-SVC with a built-in kernel over its classes")
     n_pairs = n_classes * (n_classes - 1) // 2
     n_sv = len(_array(svc, "support_", (np.size(svc.support_),), dtype=np.integer))
-    counts = _array(svc, "_n_support", (n_classes,), dtype=np.integer)
+    counts = _array(svc, "_n_support", (n_classes,), dtype=np.integer, value=internals.n_support)
     if n_sv < 1 or np.any(counts < 0) or counts.sum() != n_sv:
         raise InvalidWeights("its SVM's support vector counts do not add up")
     _array(svc, "support_vectors_", (n_sv, n_features))
-    _array(svc, "_dual_coef_", (n_classes - 1, n_sv))
-    _array(svc, "_intercept_", (n_pairs,))
-    for name in ("_probA", "_probB"):
-        if np.size(getattr(svc, name)) not in (0, n_pairs):
-            raise InvalidWeights("its SVM's probability coefficients do not match its classes")
-    if not (np.isfinite(svc._gamma) and np.isfinite(svc.coef0) and svc.shape_fit_[1:] == (n_features,)):
+    _array(svc, "_dual_coef_", (n_classes - 1, n_sv), value=internals.dual_coef_)
+    _array(svc, "_intercept_", (n_pairs,), value=internals.intercept_)
+    if np.size(internals.probA) not in (0, n_pairs) or np.size(internals.probB) not in (0, n_pairs):
+        raise InvalidWeights("its SVM's probability coefficients do not match its classes")
+    if not (np.isfinite(internals.gamma) and np.isfinite(svc.coef0) and svc.shape_fit_[1:] == (n_features,)):
         raise InvalidWeights("its SVM's kernel parameters are not finite numbers")
     if len(calibrators) != (1 if n_classes == 2 else n_classes) \
             or any(type(c) is not _SigmoidCalibration or not np.isfinite([c.a_, c.b_]).all() for c in calibrators):
@@ -242,19 +249,20 @@ def _check_svm(clf, n_features: int, n_classes: int) -> None:
 
 
 def _check_knn(clf, n_features: int, n_classes: int) -> None:
-    X = _array(clf, "_fit_X", (len(getattr(clf, "_fit_X", ())), n_features))
-    y = _array(clf, "_y", (len(X),), dtype=np.integer)
+    internals = private(clf)
+    X = _array(clf, "_fit_X", (len(internals.fit_X), n_features), value=internals.fit_X)
+    y = _array(clf, "_y", (len(X),), dtype=np.integer, value=internals.y)
     if len(X) < 1 or np.any(y < 0) or np.any(y >= n_classes) or not 1 <= clf.n_neighbors <= len(X) \
             or clf.weights not in ("uniform", "distance") or clf.effective_metric_ not in ("euclidean", "manhattan"):
         raise InvalidWeights("its nearest-neighbour model's samples, labels or settings do not agree")
     # A stored search tree's node bounds are not checked by scikit-learn: build it again from the samples,
     # exactly as fit does, so the neighbours found are the same.
     trees = {"kd_tree": KDTree, "ball_tree": BallTree, "brute": None}
-    if clf._fit_method not in trees:
+    if internals.fit_method not in trees:
         raise InvalidWeights("its nearest-neighbour model names an unknown search method")
-    kind = trees[clf._fit_method]
-    clf._tree = None if kind is None else kind(X, clf.leaf_size, metric=clf.effective_metric_,
-                                                **(clf.effective_metric_params_ or {}))
+    kind = trees[internals.fit_method]
+    set_search_tree(clf, None if kind is None else kind(X, clf.leaf_size, metric=clf.effective_metric_,
+                                                         **(clf.effective_metric_params_ or {})))
 
 
 def _check_logreg(clf, n_features: int, n_classes: int) -> None:
