@@ -18,7 +18,7 @@ from harduino.live.session import LiveSession
 from harduino.models import fit_estimator, make_estimator, save_bundle
 from harduino.recording import load_recording
 from harduino.motion import synth_activity
-from harduino.simboard import PtyBoard
+from harduino.ptyserver import PtyBoard
 from test_live import DEFAULT_MODEL, RATE_HZ, SCRIPT, replay_url, window_accuracy, write_scripted_log
 
 SECONDS = 8.0

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 
 from harduino import firmware, motion, protocol, transport
+from harduino.ptyserver import PtyBoard
 from harduino.reader import LinkState, Reader
 from harduino.recording import RecordingNote, load_recording
-from harduino.simboard import PtyBoard
 
 SCALE = protocol.BoardInfo().si_scale
 RECORD = [sys.executable, "-m", "harduino.cli", "record"]

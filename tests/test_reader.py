@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harduino import motion, protocol, transport
+from harduino.ptyserver import PtyBoard
 from harduino.reader import LinkState, Reader, SampleBuffer
-from harduino.simboard import PtyBoard
 
 SCALE = protocol.BoardInfo().si_scale
 

@@ -318,7 +318,7 @@ def test_number_keys_switch_the_label_while_recording(tmp_path):
 def test_board_unplugged_mid_session_then_recorder_stopped_keeps_everything(tmp_path):
     """A real pseudo-terminal board that goes away: the recorder waits for it, SIGTERM ends the session cleanly."""
     from harduino import transport
-    from harduino.simboard import PtyBoard
+    from harduino.ptyserver import PtyBoard
 
     board = PtyBoard(transport.open_port("sim://?activity=jumping&subject=4&seed=3&rate=100"))
     path = board.plug()

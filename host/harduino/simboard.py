@@ -4,17 +4,14 @@
 samples), answers the text commands, paces its frames by its own clock and
 drops frames the baud rate cannot carry; its samples come from `motion`. The
 `sim://` URL handler and `harduino simulate` are thin shells around it, and
-`PtyBoard` serves it on a pseudo-terminal.
+`ptyserver.PtyBoard` serves it (or any port) on a pseudo-terminal.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import select
 import threading
 import time
-import tty
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +50,7 @@ class SimBoard:
     def __init__(self, settings: SimSettings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self.changed = threading.Event()  # set when take() may hand out more before its ready time (see take)
         self.closed = False
         self._out = bytearray()
         self._line = bytearray()
@@ -145,7 +142,8 @@ class SimBoard:
     def take(self, size: int) -> tuple[bytes, float]:
         """Up to size bytes there now, and the host time the next frame arrives (inf: none by itself).
 
-        The sim:// port's read() blocks on it (harduino.urlhandlers.blocking_read); `_wake` is set by commands.
+        The sim:// port's read() waits on it (harduino.urlhandlers.blocking_read) until that time or until
+        `changed` is set: by a command written, `interrupt` or `close`.
         """
         with self._lock:
             self._produce(size)
@@ -153,9 +151,13 @@ class SimBoard:
             del self._out[:size]
             return out, self._next_ready()
 
+    def interrupt(self) -> None:
+        """Wake a read waiting on the board now (a port's cancel_read)."""
+        self.changed.set()
+
     def close(self) -> None:
         self.closed = True
-        self._wake.set()
+        self.changed.set()
 
     def discard_input(self) -> None:
         with self._lock:
@@ -170,7 +172,7 @@ class SimBoard:
             self._line = bytearray(rest)
             for line in lines:
                 self._command(line.strip().decode("ascii", "replace").lower())
-        self._wake.set()
+        self.changed.set()
         return len(data)
 
     def _command(self, line: str) -> None:
@@ -200,76 +202,3 @@ class SimBoard:
             self._out += protocol.encode_info(self.info)
         elif name not in ("start", "binary"):  # binary: it never prints text
             self._out += protocol.encode_error(protocol.ERROR_BAD_COMMAND, "unknown command")
-
-
-# ---------------------------------------------------------------- a board on a pseudo-terminal
-
-class PtyBoard:
-    """Serves a port (usually sim://) on a pseudo-terminal, as a USB-serial chip would.
-
-    Bytes nobody reads are dropped, not queued, and commands written to the
-    terminal go to the board. `unplug()` closes the terminal while the board
-    keeps running; `plug()` opens a new one (a new path).
-    """
-
-    def __init__(self, port) -> None:
-        self.port = port
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._stop = threading.Event()
-        self._fd_lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._to_terminal, daemon=True),
-                         threading.Thread(target=self._from_terminal, daemon=True)]
-
-    def plug(self) -> str:
-        """Open a fresh pseudo-terminal; returns the path programs open."""
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        with self._fd_lock:
-            # Keep our own slave end open so the master never reports hang-up between readers.
-            self._master, self._slave = master, slave
-        if not self._threads[0].is_alive():
-            for thread in self._threads:
-                thread.start()
-        return os.ttyname(slave)
-
-    def unplug(self) -> None:
-        with self._fd_lock:
-            for fd in (self._master, self._slave):
-                if fd is not None:
-                    os.close(fd)
-            self._master = self._slave = None
-
-    def close(self) -> None:
-        self._stop.set()
-        self.unplug()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(timeout=2)
-        self.port.close()
-
-    def _to_terminal(self) -> None:
-        while not self._stop.is_set():
-            data = self.port.read(self.port.in_waiting or 1)
-            with self._fd_lock:
-                if data and self._master is not None:
-                    try:
-                        os.write(self._master, data)
-                    except (BlockingIOError, OSError):
-                        pass  # nobody reading: the bytes are lost, as on a real link
-
-    def _from_terminal(self) -> None:
-        while not self._stop.is_set():
-            master = self._master
-            if master is None:
-                self._stop.wait(0.1)
-                continue
-            try:
-                ready, _, _ = select.select([master], [], [], 0.2)
-                data = os.read(master, 1024) if ready else b""
-            except (OSError, ValueError):
-                data = b""
-                self._stop.wait(0.1)
-            if data:
-                self.port.write(data)

@@ -207,7 +207,7 @@ def sim_url(args) -> str:
 
 def run_simulate(args) -> int:
     from .. import firmware, transport
-    from ..simboard import PtyBoard
+    from ..ptyserver import PtyBoard
 
     if args.firmware:
         return firmware.simulate_firmware(activity=args.activity or "walking", script=args.script,

@@ -84,7 +84,7 @@ class Serial(VirtualPort):
 
     def read(self, size=1):
         board = self._board()
-        return blocking_read(self, size, board.take, board._wake)
+        return blocking_read(self, size, board.take, board.changed)
 
     def write(self, data):
         return self._board().write(bytes(data))
@@ -94,7 +94,7 @@ class Serial(VirtualPort):
 
     def cancel_read(self):
         if self.board is not None:
-            self.board._wake.set()
+            self.board.interrupt()
 
 
 def _int_param(query: dict, name: str, default: int, low: int, high: int) -> int:
