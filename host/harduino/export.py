@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
 
 from .boardfeatures import BOARD_FEATURE_NAMES, int_bounds, int_to_si
 from .errors import UserError
+from .models.shallow import as_stored
 
 KINDS = {"rf": "forest", "logreg": "logreg"}
 FEATURE_SET_IDS = {"board": 1}  # the model frame's feature-set id
@@ -87,10 +86,8 @@ class BoardModel:
 def board_model(bundle) -> BoardModel:
     """The exported tables of a loaded bundle; UserError in one sentence when it cannot go on the board."""
     check_exportable(bundle)
-    pipeline = bundle.estimator
+    pipeline = as_stored(bundle.estimator)  # the scikit-learn model itself, not its compiled trees
     scaler, clf = pipeline.named_steps["scale"], pipeline.steps[-1][1]
-    if not isinstance(clf, (RandomForestClassifier, LogisticRegression)):
-        clf = getattr(clf, "estimator_", clf)  # a forest inside a step that walks it compiled: the forest itself
     si = int_to_si(bundle.window)
     mean, scale = scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64)
     common = dict(model_id=_model_id(bundle.path), classes=tuple(str(c) for c in bundle.classes_),
