@@ -158,7 +158,7 @@ def test_record_button_and_label_keys_write_a_recording(qtbot, qapp, tmp_path):
     qtbot.keyClick(window, "4")  # before recording: the label the recording starts with
     qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
     assert window.recording is not None
-    start = window.recording.recorder.index
+    start = window.recording.session.recorder.start_index
     run_until(qapp, lambda: window.recording.written >= 25)
     qtbot.keyClick(window, "0")  # no label from here on
     run_until(qapp, lambda: window.recording.written >= 50)
@@ -177,6 +177,114 @@ def test_record_button_and_label_keys_write_a_recording(qtbot, qapp, tmp_path):
     chunk = protocol.Decoder().feed(csv.with_suffix(".bin").read_bytes())
     assert len(chunk.infos) == 1 and np.array_equal(chunk.seq & 0xFFFF, rec.seq & 0xFFFF)
     assert np.array_equal(chunk.raw, np.rint(rec.si / chunk.infos[0][1].si_scale).astype(np.int16))
+    window.close()
+
+
+def test_label_keys_are_numbered_from_labels_and_record_an_activity_the_model_does_not_know(qtbot, qapp, tmp_path):
+    """`live --labels cycling,walking`: key 1 records cycling, as `record --labels` numbers it."""
+    import json
+
+    window = Dashboard(LiveSession(DEFAULT_MODEL), seconds=SECONDS, out=tmp_path, subject="s9",
+                       labels=("cycling", "walking"))
+    qtbot.addWidget(window)
+    window.show()
+    window.connect_port("sim://?activity=walking&subject=6&speed=1")
+    run_until(qapp, lambda: window.session.reader.info is not None)
+    assert "cycling" not in window.session.bundle.classes_
+    qtbot.keyClick(window, "1")
+    qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
+    run_until(qapp, lambda: window.recording.written >= 20)
+    window.update_panels()
+    assert "1 cycling, 2 walking, 0 none" in window.link_label.text()
+    qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
+    [csv] = tmp_path.glob("*.csv")
+    rec = load_recording(csv)
+    assert csv.name.startswith("s9_cycling_") and len(rec) >= 20 and set(rec.labels) == {"cycling"}
+    assert json.loads(csv.with_suffix(".json").read_text())["labels"] == ["cycling", "walking"]
+    window.close()
+
+
+def test_the_record_button_and_record_make_identical_files_from_the_same_replayed_log(qtbot, qapp, tmp_path):
+    """One log played into a serial port (a pseudo-terminal) twice: to the dashboard's Record button, to `record`."""
+    import json
+    import select
+    import subprocess
+    import sys
+    import tty
+
+    rate, n = 50, 100
+    raw = synth_activity("walking", n, rate, subject=2, seed=4)
+    info = protocol.encode_info(protocol.BoardInfo(rate_hz=rate))
+    samples = protocol.encode_samples(np.arange(n), 1_000_000 + np.arange(n) * 20_000, raw)
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = os.ttyname(slave)
+
+    def wait_until_asked() -> None:
+        """The recorder has opened the port when it asks the board who it is (pyserial drops what came before)."""
+        heard, deadline = b"", time.monotonic() + 30
+        while b"info\n" not in heard:
+            assert time.monotonic() < deadline, heard
+            qapp.processEvents()
+            if select.select([master], [], [], 0.02)[0]:
+                heard += os.read(master, 1024)
+
+    try:
+        window = Dashboard(LiveSession(DEFAULT_MODEL), seconds=SECONDS, out=tmp_path / "dashboard", subject="s5",
+                           labels=("walking",))
+        qtbot.addWidget(window)
+        window.show()
+        window.connect_port(port)
+        wait_until_asked()
+        os.write(master, info)
+        run_until(qapp, lambda: window.session.reader.info is not None)
+        qtbot.keyClick(window, "1")
+        qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
+        os.write(master, samples)
+        run_until(qapp, lambda: window.recording.written >= n)
+        qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
+        window.close()
+
+        proc = subprocess.Popen([sys.executable, "-m", "harduino.cli", "record", port, "--subject", "s5", "--label",
+                                 "walking", "--duration", str(n / rate), "--out", str(tmp_path / "cli")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_until_asked()
+        os.write(master, info + samples)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        os.close(master)
+        os.close(slave)
+    [a], [b] = (tmp_path / "dashboard").glob("*.csv"), (tmp_path / "cli").glob("*.csv")
+    assert len(load_recording(a)) == n and a.read_bytes() == b.read_bytes()
+    assert a.with_suffix(".bin").read_bytes() == b.with_suffix(".bin").read_bytes() == info + samples
+    when = ("session", "raw_log", "start_time", "end_time", "wall_seconds", "link")  # names by the time, the link
+    meta = [{k: v for k, v in json.loads(x.with_suffix(".json").read_text()).items() if k not in when} for x in (a, b)]
+    assert meta[0] == meta[1] and meta[0]["labels"] == ["walking"] and meta[0]["samples"] == n
+
+
+def test_a_body_model_asks_the_wearer_to_stand_still_until_it_is_calibrated(qtbot, qapp, tmp_path):
+    from harduino.dataset import load_recordings
+    from harduino.motion import synth_script
+
+    ws = window_dataset(load_recordings(Path(__file__).resolve().parents[1] / "data" / "sim"), "body")
+    bundle = save_bundle(fit_estimator(make_estimator("logreg", "body", rate_hz=ws.rate_hz), ws.X, ws.y),
+                         tmp_path / "body", dict(architecture="logreg", channel_set="body", window=32, step=16,
+                                                 rate_hz=ws.rate_hz))
+    raw, _ = synth_script([("walking", 3.0), ("still", 5.0), ("walking", 4.0)], 50, subject=6, seed=7)
+    log = tmp_path / "walk-stand-walk.bin"
+    log.write_bytes(protocol.encode_info(protocol.BoardInfo(rate_hz=50)) +
+                    protocol.encode_samples(np.arange(len(raw)), 1_000_000 + np.arange(len(raw)) * 20_000, raw))
+    window = Dashboard(LiveSession(bundle), seconds=SECONDS, out=tmp_path)
+    qtbot.addWidget(window)
+    window.show()
+    window.connect_port(f"replay://{log}?speed=4")
+    run_until(qapp, lambda: window.prompt_label.isVisible())
+    assert window.prompt_label.text() == "Waiting for the wearer to stand still for a few seconds (calibration)"
+    assert window.session.history.count == 0  # no prediction before the calibration
+    run_until(qapp, lambda: window.session.finished)
+    window.tick()
+    window.update_panels()
+    assert not window.prompt_label.isVisible() and window.activity_label.text() == "WALKING"
     window.close()
 
 

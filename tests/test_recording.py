@@ -315,6 +315,40 @@ def test_number_keys_switch_the_label_while_recording(tmp_path):
     assert json.loads(only(tmp_path, "*.json").read_text())["labels"] == ["still", "walking"]
 
 
+def test_on_a_terminal_the_status_line_names_the_file_and_counts_the_saved_samples_in_place(tmp_path):
+    """stdout and stderr a terminal: no `saved N` lines, the one status line redrawn carries the count."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(RECORD + ["sim://?activity=walking&rate=100&speed=max", "--subject", "kim", "--label",
+                                      "walking", "--duration", "3", "--no-calibration", "--out", str(tmp_path)],
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    seen = b""
+    try:
+        while True:  # until the recorder has ended and closed its side
+            if select.select([master], [], [], 30)[0]:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:  # EIO: nobody has the terminal open any more
+                    break
+                if not data:
+                    break
+                seen += data
+        assert proc.wait(timeout=10) == 0, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    csv = only(tmp_path, "kim_walking_*.csv")
+    text = seen.decode()
+    assert f"harduino: recording to {csv}" in text
+    assert not [line for line in text.replace("\r", "\n").splitlines() if line.startswith("saved ")]
+    redrawn = [part for part in text.split("\r") if " samples  saved " in part]
+    assert redrawn and "saved 300" in redrawn[-1] and f"recorded 300 samples to {csv}" in text
+
+
 def test_board_unplugged_mid_session_then_recorder_stopped_keeps_everything(tmp_path):
     """A real pseudo-terminal board that goes away: the recorder waits for it, SIGTERM ends the session cleanly."""
     from harduino import transport

@@ -102,28 +102,35 @@ class Reader(threading.Thread):
         return self.info
 
     def start_raw_copy(self, path: str | Path) -> int:
-        """Copy every byte read from now on into `path`, behind the board's info frame, until stop_raw_copy().
+        """Copy the board's bytes from now on into `path`, behind its info frame, until stop_raw_copy().
 
-        For a recording started while streaming (the dashboard's Record button): the
-        file holds the board's own bytes from a frame boundary on. Returns the buffer
-        index of the first sample they carry. UserError if the file cannot be made.
+        For a recording (`harduino record`, the dashboard's Record button): the
+        file holds the board's own bytes from a frame boundary on, led by its info
+        frame (the last one, or, while the board has not sent one on this
+        connection, the one it sends next). Returns the buffer index of the first
+        sample they carry. UserError if the file cannot be made.
         """
-        if self.info is None:
-            raise UserError("cannot record yet: the board has not said who it is (no info frame).")
         if self.raw_log is not None:
             raise ValueError(f"this reader already logs to {self.raw_log}")
         with self._log_lock:
             copy = None
+            streaming = self._scale is not None  # this connection's info frame came (and was taken)
             try:
                 copy = open(path, "wb")
-                copy.write(self._info_frame + self._decoder.pending)
-                copy.flush()
+                if streaming:
+                    copy.write(self._info_frame + self._decoder.pending)
+                    copy.flush()
             except OSError as err:
                 if copy is not None:
                     copy.close()
                 raise UserError(f"cannot write the raw log {path}: {err.strerror or err}.") from None
-            self._log_file, self._logging, self._log_error = copy, True, None
+            self._log_file, self._logging, self._log_error = copy, streaming, None
             return self.buffer.total
+
+    @property
+    def raw_copy_error(self) -> str | None:
+        """Why the raw copy ended early (a write failed), while it was on."""
+        return self._log_error
 
     def stop_raw_copy(self) -> str | None:
         """Close the raw copy; returns why it ended early, if a write failed (the reader reads on)."""

@@ -16,6 +16,18 @@ def add_rate_option(p) -> None:
                    help="ask the board to sample at HZ (it powers up at 50); refused in one sentence if it cannot")
 
 
+def parse_labels(text: str) -> tuple[str, ...]:
+    """--labels of record and live: the labels number keys 1-9 pick, in the order given."""
+    from ..recording import check_label
+
+    labels = tuple(x.strip() for x in text.split(",") if x.strip())
+    if len(labels) > 9:
+        raise UserError(f"--labels takes at most 9 labels (keys 1-9), not {len(labels)}.")
+    if len(set(labels)) != len(labels):
+        raise UserError("--labels lists a label twice.")
+    return tuple(check_label(x) for x in labels)
+
+
 def check_writable(path: Path, what: str, *, folder: bool) -> None:
     """Before any work: UserError if `path` (a folder, or a file) could never be written there.
 

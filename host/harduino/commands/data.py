@@ -6,7 +6,6 @@ code (numpy, pyserial) load when a command runs, so `--help` is instant.
 
 from __future__ import annotations
 
-import datetime
 import os
 import select
 import signal
@@ -17,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from . import add_rate_option
+from . import add_rate_option, parse_labels
 from .numbers import seconds
 
 if TYPE_CHECKING:
     from ..reader import Reader
-    from ..recording import SessionRecorder
+    from ..recording import RecordingSession
 
 BUFFER_SAMPLES = 1 << 18  # over four minutes at 1 kHz: a stalled disk loses nothing
 
@@ -72,21 +71,9 @@ def add_commands(subparsers) -> None:
 
 # ---------------------------------------------------------------- record
 
-def parse_labels(text: str) -> tuple[str, ...]:
-    from ..recording import check_label
-
-    labels = tuple(x.strip() for x in text.split(",") if x.strip())
-    if len(labels) > 9:
-        raise UserError(f"--labels takes at most 9 labels (keys 1-9), not {len(labels)}.")
-    if len(set(labels)) != len(labels):
-        raise UserError("--labels lists a label twice.")
-    return tuple(check_label(x) for x in labels)
-
-
 def run_record(args) -> int:
     from ..reader import Reader
-    from ..recording import (RECORDING_SUFFIXES, SessionRecorder, check_label, check_subject, claim_stem,
-                             prepare_folder, recording_stem, release)
+    from ..recording import RecordingSession, check_label, check_subject
 
     labels = parse_labels(args.labels)
     label = check_label(args.label.strip())
@@ -96,104 +83,104 @@ def run_record(args) -> int:
         raise UserError("--labels switches labels with number keys, but stdin is not a terminal: give --label "
                         "for the activity recorded, or run record in a terminal.")
     args.subject = check_subject(args.subject)
-    folder = prepare_folder(args.out)
-    stem = claim_stem(folder, recording_stem(args.subject, label or "session", datetime.datetime.now().astimezone()),
-                      RECORDING_SUFFIXES)
-    claimed = [folder / f"{stem}{ext}" for ext in RECORDING_SUFFIXES]
-    raw_log = folder / f"{stem}.bin"
-
+    session = RecordingSession(args.out, args.subject, label, labels, duration_s=args.duration,
+                               take_calibration=args.calibration)
     stop = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:  # `kill` ends a session like Ctrl-C does: saved and closed
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    reader = Reader(args.port, capacity=BUFFER_SAMPLES, raw_log=raw_log, rate_hz=args.rate)
-    recorder, failure = None, None
-    reader.start()
+    reader = Reader(args.port, capacity=BUFFER_SAMPLES, rate_hz=args.rate)  # the session starts it
+    status = StatusLine()
     try:
-        reader.wait_for_info()
-        recorder = SessionRecorder(reader, folder, stem, args.subject, label, labels, raw_log=raw_log,
-                                   duration_s=args.duration, take_calibration=args.calibration, claimed=True)
+        session.start(reader)  # nothing recorded (the names it took released) if the board never says who it is
         if labels and not sys.stdin.isatty():
             print(f"harduino: stdin is not a terminal, so the number keys are off: everything is {label!r}",
                   file=sys.stderr, flush=True)
         if args.calibration:
             print("harduino: stand still and upright for a few seconds first, so a calibration can be taken "
                   "(--no-calibration skips it)", file=sys.stderr, flush=True)
-        _record_loop(recorder, reader, stop)
+        if status.tty:  # scripts read stderr for the one sentence an error is
+            status.say(f"harduino: recording to {session.csv_path}")
+        _record_loop(session, reader, stop, status)
     except KeyboardInterrupt:
         pass
-    except UserError as err:
-        failure = err
+    except UserError:
+        if session.recorder is None:
+            raise
     finally:
         reader.stop()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-    if recorder is None:
-        release(claimed)  # nothing was recorded: the names this recorder took, and only those, go
-        if failure:
-            raise failure
+    if session.recorder is None:
         return 130  # interrupted before the board said who it is
-    try:
-        if failure is None:
-            recorder.poll()  # what arrived while stopping
-            _tell(recorder)
-        path = recorder.close(reader.stats().to_dict())
-    except UserError as err:
-        failure = failure or err
-    _status("\n")
-    if recorder.saved != recorder.reported:
-        print(f"saved {recorder.saved}", flush=True)
-    if failure:
-        raise failure
-    files = ", ".join(str(p.writer.csv_path) for p in recorder.parts)
-    if reader.error:  # the reader stopped early (e.g. its raw log could not be written)
-        kept = f"the {recorder.saved} samples saved are in {files}" if recorder.saved else "nothing was recorded"
-        raise UserError(f"{reader.error.rstrip('.')}; {kept}.")
-    print(f"recorded {recorder.saved} samples to {files}", file=sys.stderr)
+    session.finish()
+    status.end(session, reader)
+    if session.error:
+        raise UserError(session.error)
+    print(f"recorded {session.saved} samples to {session.files}", file=sys.stderr)
     return 0
 
 
-def _tell(recorder: SessionRecorder) -> None:
-    """What the session says a user must know (a new file after a board change), on its own line."""
-    for message in recorder.messages:
-        _status("\n")
-        print(f"harduino: {message}", file=sys.stderr, flush=True)
-    recorder.messages.clear()
-
-
-def _record_loop(recorder: SessionRecorder, reader: Reader, stop: threading.Event) -> None:
-    started = time.monotonic()
-    tty = sys.stderr.isatty()
-    with LabelKeys(recorder.labels) as keys:
-        if keys.enabled:
-            legend = ", ".join(f"{i} {x}" for i, x in enumerate(recorder.labels, start=1))
-            _status(f"keys: {legend}, 0 no label, q stop\n")
+def _record_loop(session: RecordingSession, reader: Reader, stop: threading.Event, status: StatusLine) -> None:
+    with LabelKeys(session.labels) as keys:
+        if keys.enabled and status.tty:
+            legend = ", ".join(f"{i} {x}" for i, x in enumerate(session.labels, start=1))
+            status.say(f"keys: {legend}, 0 no label, q stop")
         while not stop.is_set():
             for key in keys.read(0.1):
                 if key == "q":
                     stop.set()
                 elif key in keys.choices:
-                    recorder.set_label(keys.choices[key])
-            saved = recorder.poll()
-            _tell(recorder)
-            if saved is not None:
-                print(f"saved {saved}", flush=True)
-                recorder.reported = saved  # the last N a user saw
-            if tty:
-                stats = reader.stats()
-                state = "" if stats.connected else f"  {stats.state_text()}"
-                _status(f"\r{time.monotonic() - started:7.1f} s  {recorder.written:8d} samples  "
-                        f"label: {recorder.label or '-':12s}  drops: {stats.lost + recorder.dropped}{state}  ")
-            if recorder.done:
+                    session.set_label(keys.choices[key])
+            status.saved(session.poll())
+            status.update(session, reader)
+            if session.done:
                 break
-            if reader.finished.is_set() and recorder.index >= reader.buffer.total:
-                break  # the end of a replay, or the reader gave up
 
 
-def _status(text: str) -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write(text)
+class StatusLine:
+    """record's progress: on a terminal one line redrawn in place (stderr); `saved N` lines on stdout otherwise.
+
+    Scripts and tests read the `saved N` lines of a stdout that is not a terminal;
+    when both are a terminal, the saved count is part of the line redrawn instead.
+    """
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.lines = not (self.tty and sys.stdout.isatty())
+        self.reported = 0  # the last saved count printed
+        self.started = time.monotonic()
+
+    def say(self, text: str) -> None:
+        """A line of its own on stderr (a new file after a board change, the keys), above the one redrawn."""
+        print(f"\r\x1b[K{text}" if self.tty else text, file=sys.stderr, flush=True)
+
+    def saved(self, n: int | None) -> None:
+        if n is not None and self.lines:
+            print(f"saved {n}", flush=True)
+            self.reported = n
+
+    def update(self, session: RecordingSession, reader: Reader) -> None:
+        for message in session.take_messages():
+            self.say(f"harduino: {message}")
+        if not self.tty:
+            return
+        stats = reader.stats()
+        state = "" if stats.connected else f"  {stats.state_text()}"
+        saved = "" if self.lines else f"  saved {session.saved}"
+        sys.stderr.write(f"\r{time.monotonic() - self.started:7.1f} s  {session.written:8d} samples{saved}  "
+                         f"label: {session.label or '-':12s}  drops: {stats.lost + session.recorder.dropped}{state}"
+                         "\x1b[K")
         sys.stderr.flush()
+
+    def end(self, session: RecordingSession, reader: Reader) -> None:
+        """After finish(): the last figures (every sample saved by now), the line left as it is."""
+        self.update(session, reader)
+        if self.tty:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+        if self.lines and session.saved != self.reported:
+            print(f"saved {session.saved}", flush=True)
 
 
 class LabelKeys:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..shipped import default_model
-from . import add_rate_option
+from . import add_rate_option, parse_labels
 from .numbers import positive_int, probability, seconds, seconds_up_to
 
 MOST_SHOWN_S = 3600.0  # the dashboard's span: an hour is more than a screen shows, and its arrays stay small
@@ -41,6 +41,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", type=Path, default=Path("recordings"),
                    help="dashboard: folder the record button writes to (default %(default)s)")
     p.add_argument("--subject", default="1", help="dashboard: subject of the recordings made (default %(default)s)")
+    p.add_argument("--labels", default="",
+                   help="dashboard: the labels keys 1-9 pick while recording, numbered as record's --labels, "
+                        "e.g. still,walking,cycling (any activity, known to the model or not; default: the "
+                        "model's classes)")
     p.set_defaults(run=run_live)
 
 
@@ -58,6 +62,7 @@ def run_live(args) -> int:
     if args.smoothing not in SMOOTHING:
         raise UserError(f"--smoothing must be one of {', '.join(SMOOTHING)}, not {args.smoothing!r}.")
     args.subject = check_subject(args.subject)
+    labels = parse_labels(args.labels)
 
     from ..live.session import LiveSession
 
@@ -75,4 +80,4 @@ def run_live(args) -> int:
     from ..live.dashboard import run_dashboard
 
     return run_dashboard(session, args.port, seconds=args.seconds, duration=args.duration, out=args.out,
-                         subject=args.subject)
+                         subject=args.subject, labels=labels)

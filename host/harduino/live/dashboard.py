@@ -47,9 +47,10 @@ def find_bundles(*roots: Path) -> list[Path]:
 
 class Dashboard(QtWidgets.QMainWindow):
     def __init__(self, session: LiveSession, *, seconds: float = 10.0, out: Path = Path("recordings"),
-                 subject: str = "1", models_root: Path = Path("models")) -> None:
+                 subject: str = "1", models_root: Path = Path("models"), labels: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.session = session
+        self.label_keys = tuple(labels)  # keys 1-9, numbered as record's --labels; () for the model's classes
         self.seconds = seconds
         self.out = Path(out)
         self.models_root = Path(models_root)
@@ -106,8 +107,13 @@ class Dashboard(QtWidgets.QMainWindow):
         font.setBold(True)
         self.activity_label.setFont(font)
         self.confidence_label = QtWidgets.QLabel("waiting for the board", alignment=QtCore.Qt.AlignCenter)
+        # What the wearer must do before predictions start (the calibration of a body-channel model).
+        self.prompt_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignCenter, wordWrap=True)
+        self.prompt_label.setStyleSheet("color: #ffb000; font-weight: bold")
+        self.prompt_label.setVisible(False)
         side.addWidget(self.activity_label)
         side.addWidget(self.confidence_label)
+        side.addWidget(self.prompt_label)
         self.bar_widget = pg.PlotWidget()
         self.bars = ProbabilityBars(self.bar_widget.getPlotItem())
         side.addWidget(self.bar_widget, 2)
@@ -173,6 +179,9 @@ class Dashboard(QtWidgets.QMainWindow):
             self.load_model(Path(folder))
 
     def labels(self) -> tuple[str, ...]:
+        """What keys 1-9 record: the labels given (any activity, known to the model or not), else its classes."""
+        if self.label_keys:
+            return self.label_keys
         bundle = self.session.bundle
         return tuple(str(c) for c in bundle.classes_) if bundle is not None else ACTIVITIES
 
@@ -262,6 +271,13 @@ class Dashboard(QtWidgets.QMainWindow):
             self.confidence_label.setText(f"{100 * p.confidence:.0f} % confident")
         self.timeline.draw(float(reader.buffer.latest(1).t_us[-1]) / 1e6)
 
+    def show_prompt(self, waiting: str | None) -> None:
+        """Ask the wearer for what the predictor waits for, as the terminal view does; hidden when nothing."""
+        text = f"Waiting for {waiting}" if waiting else ""
+        if text != self.prompt_label.text():
+            self.prompt_label.setText(text)
+            self.prompt_label.setVisible(bool(text))
+
     def on_screen(self) -> bool:
         """Whether the plots can be seen: not hidden, not minimised."""
         return self.graphics.isVisible() and not self.isMinimized()
@@ -291,6 +307,7 @@ class Dashboard(QtWidgets.QMainWindow):
                      ("drops", f"{s.lost} lost, {s.crc_errors} CRC errors, {s.resets} resets, "
                                f"{s.reconnects} reconnects"),
                      ("clock drift", drift)]
+        self.show_prompt(session.predictor.waiting_for if session.predictor is not None else None)
         rows.append(("model", session.model_name or "none"))
         if session.model_error:
             rows.append(("", f"<span style='color:#ff5050'>{session.model_error}</span>"))
@@ -308,6 +325,8 @@ class Dashboard(QtWidgets.QMainWindow):
                 self.statusBar().showMessage(message, 30000)
             rows.append(("recording", f"<b style='color:#ff5050'>● {rec.written} samples</b>, "
                                       f"label {rec.label or '-'}"))
+            if rec.error:  # it stopped writing: Stop says what was kept
+                rows.append(("", f"<span style='color:#ff5050'>{rec.error}</span>"))
         keys = ", ".join(f"{i} {c}" for i, c in enumerate(self.labels(), start=1))
         rows.append(("label keys", f"{keys}, 0 none; next: {self.next_label or '-'}"))
         self.link_label.setText("<table>" + "".join(
@@ -315,10 +334,10 @@ class Dashboard(QtWidgets.QMainWindow):
 
 
 def run_dashboard(session: LiveSession, url: str, *, seconds: float = 10.0, duration: float | None = None,
-                  out: Path = Path("recordings"), subject: str = "1") -> int:
+                  out: Path = Path("recordings"), subject: str = "1", labels: tuple[str, ...] = ()) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["harduino"])
     pg.setConfigOptions(antialias=False)
-    window = Dashboard(session, seconds=seconds, out=out, subject=subject)
+    window = Dashboard(session, seconds=seconds, out=out, subject=subject, labels=labels)
     window.connect_port(url)
     window.show()
     # Ctrl-C in the terminal closes the window like the close button (the panel timer lets Python see it).

@@ -11,63 +11,19 @@ recorded sample, and each sidecar gets the calibration of its own samples.
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .. import calibration
-from ..protocol import Decoder
 from .files import recording_stem
-from .writer import RecordingWriter, check_label, claim_stem
+from .rawlog import split_raw_log
+from .stillwatch import StillWatch
+from ..errors import UserError
+from .writer import RECORDING_SUFFIXES, RecordingWriter, check_label, claim_stem, prepare_folder, release
 
 UNITS = {"t": "s", "ax,ay,az": "m/s^2", "gx,gy,gz": "rad/s", "t_us": "board microseconds"}
-
-
-class StillWatch:
-    """The calibration of a recording's samples as they come: `calibration.estimate` on them all, in bounded memory.
-
-    Samples are kept until the first still stretch has ended; while none has
-    begun, only the last few seconds (whole 0.5 s blocks, so the blocks line up
-    with the file's) are kept. They are looked at once a second of samples.
-    """
-
-    def __init__(self, rate_hz: float) -> None:
-        self.rate_hz = rate_hz
-        self.per = calibration.still_blocks(np.zeros((0, 6)), rate_hz)[1]
-        self.keep = (int(np.ceil(calibration.STILL_S * rate_hz / self.per)) + 1) * self.per
-        self._t, self._si, self._new = [], [], 0
-        self.found: calibration.Calibration | None = None
-        self.done = False
-
-    def add(self, t: np.ndarray, si: np.ndarray) -> None:
-        if self.done:
-            return
-        self._t.append(t)
-        self._si.append(si)
-        self._new += len(t)
-        if self._new < 2 * self.per:
-            return
-        self._new = 0
-        t, si = self._joined()
-        whole = len(si) // self.per * self.per
-        still = calibration.find_still(si[:whole], self.rate_hz)
-        if still is not None and still[1] < whole:  # a stretch that has ended: its estimate cannot change
-            self.finish()
-        elif still is None and whole > self.keep:
-            self._t, self._si = [t[whole - self.keep:]], [si[whole - self.keep:]]
-
-    def _joined(self) -> tuple[np.ndarray, np.ndarray]:
-        t, si = np.concatenate(self._t), np.concatenate(self._si)
-        self._t, self._si = [t], [si]
-        return t, si
-
-    def finish(self) -> calibration.Calibration | None:
-        if not self.done:
-            t, si = self._joined() if self._t else (np.zeros(0), np.zeros((0, 6)))
-            self.found = calibration.estimate(t, si, self.rate_hz) if len(t) else None
-            self.done, self._t, self._si = True, [], []
-        return self.found
 
 
 class _Part:
@@ -267,58 +223,142 @@ class SessionRecorder:
         return self.writer.csv_path
 
 
-def split_raw_log(path: str | Path, parts: list[tuple[Path | None, int | None, int | None]]) -> None:
-    """Cut a session's raw log into one log per recording, so each replays to its recording.
+class RecordingSession:
+    """One recording session of a running `Reader`, for `harduino record` and the dashboard's Record button alike.
 
-    `parts` are (log path, first and last recorded sample), samples counted
-    from the log's first: the first path is `path` itself. The log holds the
-    board's bytes from an info frame on, for every connection, so its samples
-    are the reader's, one for one (samples a board sends before its info frame
-    are neither logged nor kept). The reader logs a little past the moment
-    recording stopped. Part k > 0 starts at the board's info frame before its
-    first sample; each ends after its last sample, or where the next begins.
-    The decoder says where each frame lies; the log is read a block at a time.
+    RecordingSession(...) takes the names (the CSV, sidecar and raw log, exclusively);
+    `start(reader)` asks the reader for a copy of the board's bytes from now on and
+    starts recording with its first sample; `poll()` writes and syncs what came;
+    `finish()` closes everything and says what became of it: the files, the
+    samples saved, and the first thing that went wrong (the recording's, the raw
+    log's or the reader's), in one sentence. `set_label` and `take_messages` may
+    be called from another thread than the polling one, and never wait on a
+    write: their lock is held for a list operation, never across an fsync.
     """
-    path = Path(path)
-    wanted = np.array([i if i is not None else -1 for _, first, last in parts for i in (first, last)], np.int64)
-    ends = np.full(len(wanted), -1, dtype=np.int64)
-    info_starts, decoder, count = [], Decoder(), 0
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(1 << 20)
-            chunk = decoder.feed(block) if block else decoder.finish()
-            info_starts += [start for start, _ in chunk.info_spans]
-            here = (wanted >= count) & (wanted < count + len(chunk))
-            if here.any():
-                ends[here] = chunk.sample_ends[wanted[here] - count]
-            count += len(chunk)
-            if not block:
-                break
-    size, info_starts = decoder.stats.bytes_in, np.array(info_starts, dtype=np.int64)
-    spans = []
-    for k in range(len(parts)):
-        first_end, last_end = int(ends[2 * k]), int(ends[2 * k + 1])
-        start = 0
-        if k:
-            before = info_starts[info_starts < first_end] if first_end >= 0 else info_starts[:0]
-            start = int(before[-1]) if before.size else spans[-1][1]
-        spans.append([start, last_end if last_end >= 0 else None])
-    for k in range(len(parts)):  # a part whose last sample was not found ends where the next begins
-        if spans[k][1] is None:
-            spans[k][1] = spans[k + 1][0] if k + 1 < len(parts) else size
-    with open(path, "rb") as src:
-        for (log, _, _), (start, end) in list(zip(parts, spans))[1:]:
-            if log is None:
-                continue
-            src.seek(start)
-            with open(log, "wb") as dst:  # claimed by the session: empty and its own
-                left = max(0, end - start)
-                while left:
-                    data = src.read(min(left, 1 << 20))
-                    if not data:
-                        break
-                    dst.write(data)
-                    left -= len(data)
-    if spans and spans[0][1] < size:
-        with open(path, "r+b") as f:
-            f.truncate(spans[0][1])
+
+    def __init__(self, folder: str | Path, subject: str, label: str = "", labels: tuple[str, ...] = (), *,
+                 duration_s: float | None = None, take_calibration: bool = True) -> None:
+        self.folder, self.subject = prepare_folder(folder), subject
+        self._label, self.labels = check_label(label), tuple(check_label(x) for x in labels)
+        self.duration_s, self.take_calibration = duration_s, take_calibration
+        stem = recording_stem(subject, self._label or "session", _dt.datetime.now().astimezone())
+        self.stem = claim_stem(self.folder, stem, RECORDING_SUFFIXES)
+        self.raw_log = self.folder / f"{self.stem}.bin"
+        self.recorder: SessionRecorder | None = None
+        self.reader = None
+        self.error: str | None = None
+        self._lock = threading.Lock()  # the label changes and messages only: never held across a write
+        self._labels_pending: list[tuple[float, str]] = []
+        self._messages: list[str] = []
+
+    @property
+    def csv_path(self) -> Path:
+        return self.folder / f"{self.stem}.csv"
+
+    def start(self, reader) -> None:
+        """Record what `reader` receives from now on (waiting, if need be, for the board to say who it is).
+
+        A reader not started yet (`harduino record`) is started here, once its raw copy
+        is on: then the recording holds every sample from the board's first.
+        """
+        copying = False
+        try:
+            start = reader.start_raw_copy(self.raw_log)
+            copying = True
+            if reader.ident is None:
+                reader.start()
+            reader.wait_for_info()
+            self.recorder = SessionRecorder(reader, self.folder, self.stem, self.subject, self._label, self.labels,
+                                            raw_log=self.raw_log, duration_s=self.duration_s, start_index=start,
+                                            take_calibration=self.take_calibration, claimed=True)
+        except BaseException:
+            if copying:
+                reader.stop_raw_copy()
+            release([self.folder / f"{self.stem}{ext}" for ext in RECORDING_SUFFIXES])  # nothing recorded
+            raise
+        self.reader = reader
+
+    def set_label(self, label: str) -> None:
+        """From now on, samples get this label (from any thread; applied at the next poll, by arrival time)."""
+        label = check_label(label)
+        with self._lock:
+            self._labels_pending.append((time.monotonic(), label))
+
+    def take_messages(self) -> list[str]:
+        """What the user must be told since the last call (a new file after a board change)."""
+        with self._lock:
+            messages, self._messages = self._messages, []
+        return messages
+
+    @property
+    def written(self) -> int:
+        return self.recorder.written if self.recorder is not None else 0
+
+    @property
+    def saved(self) -> int:
+        return self.recorder.saved if self.recorder is not None else 0
+
+    @property
+    def label(self) -> str:
+        """The label samples get now (a change waiting for the next poll included)."""
+        with self._lock:
+            if self._labels_pending:
+                return self._labels_pending[-1][1]
+        return self.recorder.label if self.recorder is not None else self._label
+
+    @property
+    def done(self) -> bool:
+        """--duration is reached, or the stream ended (a replay played out, the reader gave up) and all is written."""
+        rec, reader = self.recorder, self.reader
+        return rec.done or (reader.finished.is_set() and rec.index >= reader.buffer.total)
+
+    def poll(self) -> int | None:
+        """Write what came since the last poll; the saved count when it synced. UserError (kept in `error`) if not."""
+        try:
+            return self._poll()
+        except UserError as err:
+            self.error = self.error or str(err)
+            raise
+
+    def _poll(self) -> int | None:
+        with self._lock:
+            changes, self._labels_pending = self._labels_pending, []
+        for at, label in changes:
+            self.recorder.set_label(label, at)
+        saved = self.recorder.poll()
+        moved = self.recorder.messages
+        if moved:
+            self.recorder.messages = []
+            with self._lock:
+                self._messages += moved
+        failed = self.reader.raw_copy_error or self.reader.error
+        if failed:
+            raise UserError(failed)
+        return saved
+
+    def finish(self) -> Path | None:
+        """Last poll, the raw copy stopped, the sidecars' last fields, the raw log cut; returns the last CSV.
+
+        Afterwards `error` holds the first thing that went wrong, in one sentence
+        that says what was kept, and `files` names every recording made.
+        """
+        reader, path = self.reader, None
+        if self.error is None:
+            try:
+                self.poll()  # what arrived while stopping
+            except UserError:
+                pass  # in `error`
+        copy_error = reader.stop_raw_copy()  # after the last poll: the copy holds every recorded sample
+        try:
+            path = self.recorder.close(reader.stats().to_dict())
+        except (UserError, OSError) as err:
+            self.error = self.error or str(err)
+        self.error = self.error or copy_error or reader.error
+        if self.error and not self.error.endswith("stay loadable."):
+            kept = f"the {self.saved} samples saved are in {self.files}" if self.saved else "nothing was recorded"
+            self.error = f"{self.error.rstrip('.')}; {kept}."
+        return path
+
+    @property
+    def files(self) -> str:
+        return ", ".join(str(p.writer.csv_path) for p in self.recorder.parts)
