@@ -130,13 +130,13 @@ def test_recording_survives_the_port_vanishing_and_coming_back(tmp_path):
 
 # ---------------------------------------------------------------- 2. the real firmware killed and restarted
 
-def test_reader_follows_the_firmware_through_a_kill_and_restart(tmp_path, elf):
-    rows = motion.synth_activity("running", 500, 50, subject=1, seed=6)
+def through_a_kill_and_restart(tmp_path, elf, rows, rate_hz=None):
+    """A reader on a stable link to the firmware, which is killed, then booted again: (reader, stats, samples, before)."""
     link = tmp_path / "board"
     first = firmware.FirmwareBoard(rows, realtime=False, elf=elf)
     second = None
     relink(link, first.port)
-    reader = Reader(str(link))
+    reader = Reader(str(link), rate_hz=rate_hz)
     reader.start()
     try:
         wait_for(lambda: reader.stats().connected or reader.error, "the reader to open the port")
@@ -153,13 +153,17 @@ def test_reader_follows_the_firmware_through_a_kill_and_restart(tmp_path, elf):
         wait_for(lambda: reader.stats().reconnects == 1, "the reader to reopen the link")
         second.start()  # the firmware boots again from scratch
         assert reader.buffer.wait(before + 149, HANG_GUARD_S), reader.stats().line()
-        stats = reader.stats()
-        block = reader.buffer.since(0)
+        return reader, reader.stats(), reader.buffer.since(0), before
     finally:
         reader.stop()
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_reader_follows_the_firmware_through_a_kill_and_restart(tmp_path, elf):
+    rows = motion.synth_activity("running", 500, 50, subject=1, seed=6)
+    reader, stats, block, before = through_a_kill_and_restart(tmp_path, elf, rows)
 
     assert reader.error is None and stats.connected
     assert stats.reconnects == 1 and stats.resets == 1  # the restart shows as a board reset
@@ -170,6 +174,21 @@ def test_reader_follows_the_firmware_through_a_kill_and_restart(tmp_path, elf):
     np.testing.assert_allclose(block.si, rows[k % len(rows)] * reader.info.si_scale)
     # The buffer's index and board time stay monotonic through the restart.
     assert np.all(np.diff(block.seq) == 1) and np.all(np.diff(block.t_us) > 0)
+
+
+def test_the_rate_asked_for_is_asked_again_of_a_board_that_boots_again(tmp_path, elf):
+    """--rate 100: the firmware powers up at 50 Hz after the restart, is asked again, and streams at 100 Hz."""
+    rows = motion.synth_activity("running", 500, 100, subject=1, seed=6)
+    reader, stats, block, before = through_a_kill_and_restart(tmp_path, elf, rows, rate_hz=100)
+    assert reader.error is None and stats.connected and stats.reconnects == 1
+    assert [info.rate_hz for _, info in reader.boards] == [100]  # one board at one rate: nothing at 50 Hz taken
+    for part in (block.t_us[:before], block.t_us[before:]):  # 10 ms apart, within the firmware's µs jitter
+        assert np.all(np.abs(np.diff(part) - 10_000) <= 100)
+    # Each boot's samples are the rows its sensor served, one after another (those before the rate took, dropped).
+    counts = np.rint(block.si / reader.info.si_scale).astype(np.int64)
+    for part in (counts[:before], counts[before:]):
+        first = np.flatnonzero((rows == part[0]).all(axis=1))[0]
+        np.testing.assert_array_equal(part, rows[(first + np.arange(len(part))) % len(rows)])
 
 
 # ---------------------------------------------------------------- 3. the board resets while recording
