@@ -22,26 +22,22 @@ SIM = ROOT / "data" / "sim"
 DEFAULT_MODEL = ROOT / "models" / "default"
 
 
-def harduino(*args, cwd=None) -> subprocess.CompletedProcess:
+def harduino(*args) -> subprocess.CompletedProcess:
     """Run a command in this process, as the console script runs it: exit code, stdout and stderr.
 
     In-process, so the suite does not pay an interpreter start per case; an exception
-    escaping `main` is what a user would see as a traceback, so it is kept as one.
+    escaping `main` is what a user would see as a traceback, so it is kept as one. A test
+    that needs another working folder moves there with monkeypatch.chdir.
     """
     out, err = io.StringIO(), io.StringIO()
-    here = os.getcwd()
-    try:
-        os.chdir(cwd or here)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main([str(a) for a in args])
-            except SystemExit as exit_:  # argparse's own errors
-                code = exit_.code
-            except BaseException:  # noqa: BLE001 - a traceback is exactly what the tests look for
-                traceback.print_exc()
-                code = 1
-    finally:
-        os.chdir(here)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse's own errors
+            code = exit_.code
+        except BaseException:  # noqa: BLE001 - a traceback is exactly what the tests look for
+            traceback.print_exc()
+            code = 1
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
@@ -85,8 +81,9 @@ def bundle_copy(tmp_path: Path) -> Path:
     (("live", "/dev/ttyNOPE", "--model", DEFAULT_MODEL, "--no-gui", "--duration", "2"), ["/dev/ttyNOPE"]),
     (("record", "/dev/ttyNOPE", "--subject", "a", "--label", "walking", "--duration", "1"), ["/dev/ttyNOPE"]),
 ])
-def test_bad_ports(args, words, tmp_path):
-    assert_one_sentence(harduino(*args, cwd=tmp_path), *words)
+def test_bad_ports(args, words, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_one_sentence(harduino(*args), *words)
 
 
 def test_a_bad_port_through_the_installed_command(tmp_path):

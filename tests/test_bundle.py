@@ -21,6 +21,7 @@ from sklearn.neighbors import KDTree
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from conftest import bundle_checksum
 from harduino.dataset import load_recordings, window_dataset
 from harduino.errors import UserError
 from harduino.models import ARCHITECTURES, DEEP, fit_estimator, load_bundle, make_estimator, save_bundle
@@ -33,10 +34,9 @@ DEFAULT_WEIGHTS_SHA256 = "b747a374b2044b46dc745dc57c2d33272f399b132aca0105d3bb80
 
 
 def seal(info: dict, weights: Path) -> str:
-    """The version 2 checksum, computed as docs/model-bundle.md defines it (not with the library's code)."""
-    canonical = json.dumps({k: v for k, v in info.items() if k != "sha256"}, sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(canonical.encode() + weights.read_bytes()).hexdigest()
+    return bundle_checksum(info, weights.read_bytes())
+
+
 SMALL = {"rf": {"n_estimators": 20}, "hgb": {"max_iter": 10}}
 
 

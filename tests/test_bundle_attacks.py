@@ -11,7 +11,6 @@ costs gigabytes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -31,6 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeClassifier
 
+from conftest import bundle_checksum
 from harduino.dataset import load_recordings, window_dataset
 from harduino.models import fit_estimator, load_bundle, make_estimator, save_bundle
 from harduino.models.internals import private
@@ -81,11 +81,8 @@ for line in sys.stdin:
 
 def seal(folder: Path, info: dict) -> None:
     """Write bundle.json with a fresh version 2 checksum, as a forger who read docs/model-bundle.md would."""
-    canonical = json.dumps({k: v for k, v in info.items() if k != "sha256"}, sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False, allow_nan=False)
     weights = folder / info["weights"]["file"]
-    data = weights.read_bytes() if weights.is_file() else b""
-    info["sha256"] = hashlib.sha256(canonical.encode() + data).hexdigest()
+    info["sha256"] = bundle_checksum(info, weights.read_bytes() if weights.is_file() else b"")
     (folder / "bundle.json").write_text(json.dumps(info, indent=1))
 
 

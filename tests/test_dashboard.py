@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from PyQt5 import QtCore, QtGui
 
+from conftest import DEFAULT_MODEL, RATE_HZ, SCRIPT, replay_url, window_accuracy, write_scripted_log
 from harduino import protocol, transport
 from harduino.dataset import select_channels, window_dataset
-from harduino.windowing import windows
 from harduino.live.dashboard import Dashboard, class_colour
 from harduino.live.session import LiveSession
 from harduino.models import fit_estimator, make_estimator, save_bundle
-from harduino.recording import load_recording
 from harduino.motion import synth_activity
 from harduino.ptyserver import PtyBoard
-from test_live import DEFAULT_MODEL, RATE_HZ, SCRIPT, replay_url, window_accuracy, write_scripted_log
+from harduino.recording import load_recording
+from harduino.windowing import windows
 
 SECONDS = 8.0
 
@@ -376,18 +376,20 @@ def test_a_hidden_or_minimised_dashboard_draws_nothing_then_shows_every_sample(q
         away()
         qapp.processEvents()
         paints.clear()
-        taken, predictions, total = signals.index, window._seen, reader.buffer.total
+        taken, predictions, total = signals.index, window.drawn_predictions, reader.buffer.total
         run_until(qapp, lambda: reader.buffer.total > total + 25 and window.session.history.count > predictions)
         assert not paints and signals.index == taken  # no frame drawn, no sample shifted in
         window.showNormal()
-        run_until(qapp, lambda: signals.index > reader.buffer.total - 5 and paints and window._seen > predictions)
+        run_until(qapp, lambda: signals.index > reader.buffer.total - 5 and paints
+                  and window.drawn_predictions > predictions)
         # The samples that came while away are on the curves, in order, with nothing left out.
         x, rows = signals.shown()
         si = reader.buffer.since(signals.index - rows.shape[1]).si[: rows.shape[1]]
         assert rows.shape[1] == min(signals.index, int(SECONDS * reader.info.rate_hz)) and signals.index > total + 25
         assert np.allclose(rows[[0, 1, 2, 4, 5, 6]], si.T) and np.allclose(rows[3], np.linalg.norm(si[:, :3], axis=1))
         # The bars and the activity show the newest prediction again.
-        assert window.bars.values == pytest.approx(window.session.history.since(window._seen - 1)[0].proba)
+        newest_drawn = window.session.history.since(window.drawn_predictions - 1)[0]
+        assert window.bars.values == pytest.approx(newest_drawn.proba)
     window.close()
 
 

@@ -11,18 +11,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
+from conftest import run_cli
 from harduino.cli import main
 from harduino.dataset import load_recordings, window_dataset
 from harduino.models.evaluation import Scores, run_archs, subject_folds
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM = ROOT / "data" / "sim"
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -27,36 +27,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SCALE, only, raw_counts, saved_counts
 from harduino import firmware, motion, protocol, transport
 from harduino.ptyserver import PtyBoard
 from harduino.reader import LinkState, Reader
 from harduino.recording import RecordingNote, load_recording
 
-SCALE = protocol.BoardInfo().si_scale
 RECORD = [sys.executable, "-m", "harduino.cli", "record"]
 HANG_GUARD_S = 20.0  # a fault that is not survived must fail the test, not hang it; no speed is asserted
-
-
-def raw_counts(si: np.ndarray) -> np.ndarray:
-    """SI values back to the board's raw counts (the CSV's four decimals keep them exact)."""
-    return np.rint(si / SCALE).astype(np.int64)
-
-
-def only(folder: Path, pattern: str) -> Path:
-    found = sorted(folder.glob(pattern))
-    assert len(found) == 1, found
-    return found[0]
-
-
-def saved_lines(proc: subprocess.Popen, count: int) -> list[int]:
-    """Read the recorder's stdout until it has reported `saved N` count more times."""
-    saved = []
-    while len(saved) < count:
-        line = proc.stdout.readline()
-        assert line, proc.stderr.read()
-        if line.startswith("saved "):
-            saved.append(int(line.split()[1]))
-    return saved
 
 
 def wait_for(condition, what: str) -> None:
@@ -84,11 +62,11 @@ def test_recording_survives_the_port_vanishing_and_coming_back(tmp_path):
     proc = subprocess.Popen(RECORD + [str(link), "--subject", "s2", "--label", "walking", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        before = saved_lines(proc, 2)[-1]
+        before = saved_counts(proc, 2)[-1]
         board.unplug()  # the cable is pulled; the board runs on and its samples meanwhile are lost
         time.sleep(1.0)  # the recorder meets the dead port and waits for it
         relink(link, board.plug())
-        after = saved_lines(proc, 3)[-1]
+        after = saved_counts(proc, 3)[-1]
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=HANG_GUARD_S)
     finally:
@@ -293,11 +271,11 @@ def test_a_board_swapped_for_one_at_another_rate_continues_in_a_new_linked_recor
                                       "--no-calibration"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        before = saved_lines(proc, 2)[-1]
+        before = saved_counts(proc, 2)[-1]
         first.close()  # the board is killed; another one, at 100 Hz, takes its place
         second = PtyBoard(transport.open_port("sim://?activity=walking&subject=3&seed=5&rate=100"))
         relink(link, second.plug())
-        after = saved_lines(proc, 4)[-1]
+        after = saved_counts(proc, 4)[-1]
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=HANG_GUARD_S)
     finally:

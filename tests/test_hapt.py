@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numpy._core import multiarray
 
-from harduino.cli import main
+from conftest import run_cli
 from harduino.dataset import load_recordings
 from harduino.errors import UserError
 from harduino.importers import hapt
@@ -103,12 +103,6 @@ def small_hapt(path: Path) -> Path:
     assert globals_used == {" ".join(k) for k in hapt.ADMITTED}  # every admitted name, and only those
     path.write_bytes(gzip.compress(data))
     return path
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_small_pickle_of_the_same_globals_imports_as_recordings(tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,8 +82,8 @@ def test_stream_raw_log_replays_to_the_same_samples(tmp_path, capsys):
     (["replay", "missing.bin"], "no such raw log file: missing.bin"),
     (["replay", "pyproject.toml"], "pyproject.toml is not a raw serial log"),
 ])
-def test_bad_input_is_one_sentence_and_exit_2(args, message):
-    os.chdir(ROOT)
+def test_bad_input_is_one_sentence_and_exit_2(args, message, monkeypatch):
+    monkeypatch.chdir(ROOT)
     result = harduino(*args)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line, no traceback

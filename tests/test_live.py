@@ -12,31 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import DEFAULT_MODEL, RATE_HZ, ROOT, SCRIPT, replay_url, window_accuracy, write_scripted_log
 from harduino import cli, motion, protocol
-from harduino.windowing import window_labels
-from harduino.live.predictor import UNCERTAIN, Predictor, decide, smooth
 from harduino.dataset import load_recordings, window_dataset
+from harduino.live.predictor import UNCERTAIN, Predictor, decide, smooth
 from harduino.live.session import LiveSession
 from harduino.models import fit_estimator, load_bundle, make_estimator, save_bundle
 from harduino.reader import SampleBuffer
 from harduino.recording import Recording
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "models" / "default"
-# A session the default model never saw: subject 6 (it was trained on s1-s5), seed 7.
-SCRIPT = [("still", 4.0), ("walking", 5.0), ("running", 5.0), ("jumping", 4.0), ("waving", 5.0)]
-RATE_HZ = 50
-REPLAY_SPEED = 4  # 23 s of board time in under 6 s, with room for every window to be predicted on a busy machine
-
-
-def write_scripted_log(path: Path, script=SCRIPT, rate_hz: int = RATE_HZ, subject: int = 6, seed: int = 7):
-    """A raw serial log of a scripted session, as the board sends it; returns its per-sample labels and SI."""
-    raw, labels = motion.synth_script(script, rate_hz, subject=subject, seed=seed)
-    n = len(raw)
-    info = protocol.BoardInfo(rate_hz=rate_hz)
-    t_us = 1_000_000 + np.round(np.arange(n) * 1e6 / rate_hz).astype(np.int64)
-    path.write_bytes(protocol.encode_info(info) + protocol.encode_samples(np.arange(n), t_us, raw))
-    return labels, raw.astype(np.float64) * info.si_scale
+from harduino.windowing import window_labels
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +30,6 @@ def scripted_log(tmp_path_factory):
     return path, labels, si
 
 
-def replay_url(path: Path, speed=REPLAY_SPEED) -> str:
-    return f"replay://{path}?speed={speed}"
-
-
 def run_session(session: LiveSession, url: str, timeout: float = 30.0) -> None:
     session.connect(url)
     deadline = time.monotonic() + timeout
@@ -57,19 +37,6 @@ def run_session(session: LiveSession, url: str, timeout: float = 30.0) -> None:
         assert time.monotonic() < deadline, "the replay did not finish"
         session.poll()
         time.sleep(0.02)
-
-
-def window_accuracy(predictions, labels, window: int = 32) -> dict[str, float]:
-    """Per activity: the share of its pure windows (one label throughout) whose own prediction is right."""
-    right, total = {}, {}
-    for p in predictions:
-        truth = labels[p.index - window:p.index]
-        if truth[0] != truth[-1]:
-            continue
-        guess = p.classes[int(np.argmax(p.raw_proba))]
-        total[truth[0]] = total.get(truth[0], 0) + 1
-        right[truth[0]] = right.get(truth[0], 0) + (guess == truth[0])
-    return {k: right[k] / total[k] for k in total}
 
 
 # ---------------------------------------------------------------- pure parts

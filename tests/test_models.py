@@ -13,7 +13,7 @@ import torch
 from sklearn.base import clone
 from sklearn.metrics import f1_score
 
-from harduino.cli import main
+from conftest import run_cli
 from harduino.dataset import load_recordings, window_dataset
 from harduino.errors import UserError
 from harduino.models import ARCHITECTURES, DEEP, fit_estimator, make_estimator
@@ -172,12 +172,6 @@ def test_unknown_architecture_is_one_sentence():
 
 
 # ---------------------------------------------------------------- the commands
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_archs_lists_every_architecture(capsys):

@@ -63,14 +63,14 @@ def test_buffer_waiters_each_wake_when_their_own_sample_comes():
     threads = [threading.Thread(target=waiter, args=(i,)) for i in (2, 9)]
     for t in threads:
         t.start()
-    while len(buf._awaited) < 2:  # both are waiting before anything comes
+    while buf.waiting < 2:  # both are waiting before anything comes
         threading.Event().wait(0.005)
     _fill(buf, 0, 4)  # passes index 2 only
     threads[0].join(5)
     assert woke == {2: 4} and threads[1].is_alive()
     _fill(buf, 4, 6)  # passes index 9
     threads[1].join(5)
-    assert woke == {2: 4, 9: 10} and buf._awaited == []
+    assert woke == {2: 4, 9: 10} and buf.waiting == 0
 
 
 # ---------------------------------------------------------------- Reader on sim://

@@ -15,30 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import ROOT, SCALE, only, raw_counts, saved_counts
 from harduino import dataset, motion, protocol
 from harduino.errors import UserError
 from harduino.reader import Reader
 from harduino.recording import RecordingNote, load_recording, write_recording
 
-SCALE = protocol.BoardInfo().si_scale
-ROOT = Path(__file__).resolve().parents[1]
 RECORD = [sys.executable, "-m", "harduino.cli", "record"]
-
-
-def raw_counts(si: np.ndarray) -> np.ndarray:
-    """SI values back to the board's raw counts: four decimals keep them exact."""
-    return np.rint(si / SCALE).astype(np.int64)
 
 
 def record(tmp_path, *args) -> tuple[int, str, str]:
     proc = subprocess.run(RECORD + list(args), capture_output=True, text=True, timeout=60, cwd=tmp_path)
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def only(folder: Path, pattern: str) -> Path:
-    found = sorted(folder.glob(pattern))
-    assert len(found) == 1, found
-    return found[0]
 
 
 # ---------------------------------------------------------------- the format
@@ -118,16 +106,6 @@ def test_not_a_recording(tmp_path):
 
 
 # ---------------------------------------------------------------- the recorder
-
-def saved_counts(proc: subprocess.Popen, n: int) -> list[int]:
-    """The first n `saved N` figures a recorder subprocess prints."""
-    saved = []
-    while len(saved) < n:
-        line = proc.stdout.readline()
-        assert line, proc.stderr.read()
-        if line.startswith("saved "):
-            saved.append(int(line.split()[1]))
-    return saved
 
 def test_recorder_killed_with_sigkill_leaves_every_sample_it_reported(tmp_path):
     url = "sim://?activity=running&subject=3&seed=5&rate=200"

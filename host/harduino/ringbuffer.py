@@ -54,6 +54,12 @@ class SampleBuffer:
         """Samples ever appended; the index the next sample will get."""
         return self._total
 
+    @property
+    def waiting(self) -> int:
+        """How many threads wait in `wait` for a sample to come."""
+        with self._changed:
+            return len(self._awaited)
+
     def append(self, seq, t_us, host_t, si) -> None:
         """Add n samples: seq, t_us (n,) arrays, host_t one arrival time or (n,), si (n, 6)."""
         n = len(seq)

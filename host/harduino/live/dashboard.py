@@ -143,6 +143,11 @@ class Dashboard(QtWidgets.QMainWindow):
 
     # -- user actions
 
+    @property
+    def drawn_predictions(self) -> int:
+        """How many of the session's predictions (its history's count) the bars and timeline have drawn."""
+        return self._seen
+
     def connect_port(self, url: str) -> None:
         self.session.connect(url)
         if self.port_box.findText(url) < 0:
