@@ -327,6 +327,48 @@ def test_on_a_terminal_the_status_line_names_the_file_and_counts_the_saved_sampl
     assert redrawn and "saved 300" in redrawn[-1] and f"recorded 300 samples to {csv}" in text
 
 
+def test_a_reset_into_the_default_rate_leaves_out_of_the_raw_log_what_the_recording_leaves_out(tmp_path):
+    """--rate 100: a board that resets (50 Hz again) until it answers `rate` again; its 50 Hz samples are in neither."""
+    import threading
+    import tty
+
+    from harduino.recording import RecordingSession
+
+    fast, slow = protocol.BoardInfo(rate_hz=100), protocol.BoardInfo(rate_hz=50)
+    raw = motion.synth_activity("walking", 250, 100, subject=3, seed=2)
+    a, b, c = raw[:100], raw[100:150], raw[150:]
+    sent = (protocol.encode_info(fast) + protocol.encode_samples(np.arange(100), np.arange(100) * 10_000, a) +
+            protocol.encode_info(slow) + protocol.encode_samples(np.arange(50), np.arange(50) * 20_000, b) +
+            protocol.encode_info(fast) + protocol.encode_samples(50 + np.arange(100), 1_000_000 + np.arange(100)
+                                                                 * 10_000, c))
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    reader = Reader(os.ttyname(slave), rate_hz=100)
+    session = RecordingSession(tmp_path, "s1", "walking", take_calibration=False)
+    try:
+        starting = threading.Thread(target=session.start, args=(reader,))
+        starting.start()
+        heard = b""
+        while b"rate 100\n" not in heard:  # the reader has opened the port and asked
+            heard += os.read(master, 1024)
+        os.write(master, sent)
+        starting.join(10)
+        assert session.recorder is not None and reader.buffer.wait(199, 10), reader.stats().line()
+        time.sleep(0.2)  # nothing more comes
+        session.poll()
+    finally:
+        reader.stop()
+        path = session.finish()
+        os.close(master)
+        os.close(slave)
+    assert session.error is None and [info.rate_hz for _, info in reader.boards] == [100]
+    rec = load_recording(path)
+    assert np.array_equal(raw_counts(rec.si), np.vstack([a, c]))
+    replayed = protocol.Decoder().feed(path.with_suffix(".bin").read_bytes())
+    assert [info.rate_hz for _, info in replayed.infos] == [100, 100]
+    assert np.array_equal(replayed.raw, np.vstack([a, c]))
+
+
 def test_board_unplugged_mid_session_then_recorder_stopped_keeps_everything(tmp_path):
     """A real pseudo-terminal board that goes away: the recorder waits for it, SIGTERM ends the session cleanly."""
     from harduino import transport

@@ -289,15 +289,14 @@ class Reader(threading.Thread):
             chunk = decoder.finish() if data is None else decoder.feed(data)
             self._check_refusal(chunk.errors)
             taken = [self._takes(info) for _, info in chunk.infos]
-            spans = [span for span, ok in zip(chunk.info_spans, taken) if ok]
-            from_info = b""
-            if spans:  # where the board's own info frames (those taken) lie in the bytes decoded
-                buf = held + (data or b"")
-                (first, _), (start, end) = spans[0], spans[-1]
-                self._info_frame, from_info = buf[start - base : end - base], buf[first - base :]
+            buf = held + (data or b"")
+            spans = [(start - base, end - base) for start, end in chunk.info_spans]  # where they lie in buf
+            for (start, end), ok in zip(spans, taken):
+                if ok:  # the board's own info frame, as it sent it
+                    self._info_frame = buf[start:end]
             if data:
                 self._meter.count_bytes(len(data), now)
-                self._log(data, from_info)
+                self._log(buf, len(held), spans, taken)
             if decoder.stats.frames_ok > frames_before:
                 self._last_frame = now
             self._buffer(chunk, taken, now)
@@ -326,14 +325,27 @@ class Reader(threading.Thread):
         if len(chunk) and self._scale is not None:
             self._meter.track_drift(float(chunk.t_us[-1]) / 1e6, now)
 
-    def _log(self, data: bytes, from_info: bytes) -> None:
-        """Raw log: every byte read from this connection's first info frame (from_info, when it came) on."""
-        if self._log_file is None or not (self._logging or from_info):
+    def _log(self, buf: bytes, new: int, spans: list[tuple[int, int]], taken: list[bool]) -> None:
+        """Raw log: the bytes read (buf[new:]) from this connection's first info frame taken on.
+
+        From an info frame not taken (a reset at another rate than asked) to the
+        next one taken, nothing: the log holds the samples the reader keeps, one for one.
+        """
+        pieces, logging, pos = [], self._logging, new
+        for (start, _), ok in zip(spans, taken):
+            if logging and not ok:
+                pieces.append(buf[pos:start])
+            elif ok and not logging:
+                pos = start
+            logging = ok
+        if logging:
+            pieces.append(buf[pos:])
+        self._logging = logging
+        if self._log_file is None or not any(pieces):
             return
         try:
-            self._log_file.write(data if self._logging else from_info)
+            self._log_file.write(b"".join(pieces))
             self._log_file.flush()
-            self._logging = True
         except OSError as err:
             self._log_error = (f"cannot write the raw log {self._log_file.name}: {err.strerror or err}; "
                                "free some space or choose another folder.")
