@@ -35,18 +35,79 @@ def run_until(qapp, condition, timeout: float = 30.0) -> None:
 
 @pytest.fixture(scope="module")
 def replayed(qapp, tmp_path_factory):
-    """A dashboard that has played a scripted log to its end."""
+    """A dashboard that has played a scripted log to its end, and what it showed at each frame:
+    `shifted` the samples each frame shifted into the curves, `frames` what the bars, the activity
+    and the timeline showed after each frame that drew."""
     path = tmp_path_factory.mktemp("dash") / "scripted.bin"
     labels, si = write_scripted_log(path)
     window = Dashboard(LiveSession(DEFAULT_MODEL, smooth_k=3), seconds=SECONDS,
                        out=tmp_path_factory.mktemp("rec"))
+    signals, tick, timeline = window.signals, window.tick, window.timeline
+    window.shifted, window.frames, drawn_at = [], [], []
+
+    def take(buffer):
+        k = type(signals).take(signals, buffer)
+        window.shifted.append(signals.y[:, signals.y.shape[1] - k:].copy())
+        return k
+
+    def draw(newest_t):  # the newest sample's time the timeline was drawn for
+        drawn_at.append(newest_t)
+        type(timeline).draw(timeline, newest_t)
+
+    def observed_tick():
+        drawn = len(window._frames)
+        tick()
+        if len(window._frames) > drawn and window._seen:
+            window.frames.append(dict(seen=window._seen, bars=window.bars.values.copy(),
+                                      activity=window.activity_label.text(), rgb=window.timeline.rgb[0].copy(),
+                                      newest_t=drawn_at[-1]))
+    signals.take, timeline.draw = take, draw
+    window.timer.timeout.disconnect()
+    window.timer.timeout.connect(observed_tick)
     window.show()
     window.connect_port(replay_url(path))
     run_until(qapp, lambda: window.session.finished)
-    window.tick()  # the last samples and predictions
+    observed_tick()  # the last samples and predictions
     window.update_panels()
     yield window, labels, si
     window.close()
+
+
+def test_every_sample_of_the_log_reaches_the_curves_once_in_order(replayed):
+    window, _, si = replayed
+    shifted = np.concatenate(window.shifted, axis=1)
+    expected = np.column_stack([si[:, :3], np.linalg.norm(si[:, :3], axis=1),
+                                si[:, 3:], np.linalg.norm(si[:, 3:], axis=1)]).T
+    assert shifted.shape == expected.shape  # none left out, none twice
+    assert shifted == pytest.approx(expected)
+    assert len(window.shifted) > 10  # frame by frame, not all at the end
+
+
+def test_bars_activity_and_timeline_follow_the_replay_frame_by_frame(replayed):
+    window, _, _ = replayed
+    predictions = window.session.history.recent()
+    classes = predictions[0].classes
+    dt = 16 / RATE_HZ                             # seconds between predictions
+    lut = {c: class_colour(c, classes) for c in classes}
+    columns = window.frames[0]["rgb"].shape[0]
+    times = np.array([p.t for p in predictions])
+    assert len(window.frames) > 30 and len({f["seen"] for f in window.frames}) > 30
+    for frame in window.frames:
+        latest = predictions[frame["seen"] - 1]
+        assert frame["bars"] == pytest.approx(latest.proba)
+        assert frame["activity"] == latest.label.upper()
+        # Each band of the timeline: the prediction in force at its time before the newest sample,
+        # none (dark) before the first and where the predictions stopped coming.
+        at = frame["newest_t"] - SECONDS + (np.arange(columns) + 0.5) * SECONDS / columns
+        i = np.searchsorted(times[: frame["seen"]], at, side="right") - 1
+        shown = (i >= 0) & (at - times[np.maximum(i, 0)] < 2 * dt)
+        expected = [lut[predictions[j].label] if ok else (20, 20, 20) for j, ok in zip(i, shown)]
+        got = [tuple(int(v) for v in c) for c in frame["rgb"]]
+        # A band's time exactly on a prediction's (or its end) may round either way.
+        edge = np.abs((at[:, None] - times[None, : frame["seen"]]) % dt).min(axis=1) < 1e-6
+        assert [g for g, e, on_edge in zip(got, expected, edge) if not on_edge] == \
+            [e for e, on_edge in zip(expected, edge) if not on_edge]
+        assert (~edge).sum() >= 0.7 * columns
 
 
 def test_curves_show_the_last_seconds_of_the_log(replayed):
@@ -393,10 +454,71 @@ def test_a_hidden_or_minimised_dashboard_draws_nothing_then_shows_every_sample(q
     window.close()
 
 
+def red_pixels(widget) -> np.ndarray:
+    image = widget.grab().toImage().convertToFormat(QtGui.QImage.Format_RGB32)
+    pixels = np.frombuffer(image.bits().asstring(image.byteCount()), np.uint8).reshape(image.height(), -1, 4)
+    return (pixels[..., 2] > 200) & (pixels[..., 1] < 60)
+
+
+def test_curves_drawn_frame_by_frame_look_like_the_same_curves_drawn_at_once(qapp):
+    import pyqtgraph as pg
+
+    from harduino.live.curves import ScrollingCurves
+    widget = pg.PlotWidget()
+    widget.resize(500, 300)
+    plot = widget.getPlotItem()
+    item = ScrollingCurves(["#ff0000"], plot)
+    plot.addItem(item)
+    plot.setXRange(-10, 0, padding=0)
+    plot.setYRange(-3, 3, padding=0)
+    rate, n = 1000, 10_000  # some 20 samples a pixel column
+    x = (np.arange(n) - (n - 1)) / rate
+    t = np.arange(3 * n) / rate
+    signal = np.sin(2 * np.pi * 0.7 * t) * 2 + np.where(np.arange(3 * n) % 997 == 0, 0.9, 0)  # spikes
+    widget.show()
+    for _ in range(3):  # laid out and shown before the samples come
+        qapp.processEvents()
+    rows, filled, rng = np.zeros((1, n)), 0, np.random.default_rng(3)
+    while filled < 2 * n:  # samples in blocks of varying size, as frames take them, well past one span
+        k = int(rng.integers(1, 80))
+        rows[:, :-k], rows[:, -k:] = rows[:, k:], signal[filled:filled + k]
+        filled += k
+        shown = min(filled, n)
+        item.set_data(x[n - shown:], rows[:, n - shown:], k)
+        qapp.processEvents()
+        first = first if filled > k else item.full_draws
+    scrolled, draws = red_pixels(widget), item.full_draws
+    item.set_data(x, rows)  # starts over: the whole picture drawn again from the data
+    qapp.processEvents()
+    fresh = red_pixels(widget)
+    assert draws == first and item.full_draws == draws + 1  # the later frames drew only their new samples
+    # The same line: in each pixel column the scrolled curve spans what the fresh one spans in that
+    # column and its neighbours, give or take a few pixels (the fresh one joins each column's
+    # minimum to its maximum, a zigzag a little wider on steep slopes), spikes included.
+    assert fresh.sum() > 1000
+    assert covered(scrolled, fresh, 2) >= 0.98 and covered(fresh, scrolled, 4) >= 0.95
+    assert extent(scrolled)[0].min() <= extent(fresh)[0].min() + 1  # the highest spike as high
+
+
+def extent(red: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(top, bottom) row of the red pixels in each column (past the image's edges where there are none)."""
+    some = red.any(axis=0)
+    return (np.where(some, np.argmax(red, axis=0), red.shape[0]),
+            np.where(some, red.shape[0] - 1 - np.argmax(red[::-1], axis=0), -1))
+
+
+def covered(a: np.ndarray, b: np.ndarray, pixels: int) -> float:
+    """The share of a's columns whose red lies within b's red in that column or a neighbour, +- pixels."""
+    (top_a, bottom_a), (top_b, bottom_b) = extent(a), extent(b)
+    low = np.minimum.reduce([np.roll(top_b, d) for d in (-1, 0, 1)]) - pixels
+    high = np.maximum.reduce([np.roll(bottom_b, d) for d in (-1, 0, 1)]) + pixels
+    return float(((top_a >= low) & (bottom_a <= high))[a.any(axis=0)].mean())
+
+
 def test_a_one_sample_spike_shows_when_the_plot_has_fewer_pixels_than_samples(qapp):
     import pyqtgraph as pg
 
-    from harduino.live.plots import ScrollingCurves
+    from harduino.live.curves import ScrollingCurves
     widget = pg.PlotWidget()
     widget.resize(400, 300)
     plot = widget.getPlotItem()
@@ -410,9 +532,7 @@ def test_a_one_sample_spike_shows_when_the_plot_has_fewer_pixels_than_samples(qa
     widget.show()
     item.set_data((np.arange(n) - (n - 1)) / 1000, rows)
     qapp.processEvents()
-    image = widget.grab().toImage().convertToFormat(QtGui.QImage.Format_RGB32)
-    pixels = np.frombuffer(image.bits().asstring(image.byteCount()), np.uint8).reshape(image.height(), -1, 4)
-    red = (pixels[..., 2] > 200) & (pixels[..., 1] < 60)
+    red = red_pixels(widget)
     rows_with_red = np.flatnonzero(red.any(axis=1))
     # The line at 0 and the spike's peak near 10: red pixels span most of the plot's height.
     assert rows_with_red.size and rows_with_red.max() - rows_with_red.min() > 0.6 * plot.vb.height()

@@ -264,8 +264,11 @@ class Dashboard(QtWidgets.QMainWindow):
             return
         self._frames.append(time.monotonic())
         history = session.history
-        new = [p for p in history.since(self._seen) if p.classes == self.bars.classes]
-        self._seen = history.count
+        # The count first: a prediction the predictor adds meanwhile waits for the next frame
+        # instead of being counted as seen and never drawn.
+        count = history.count
+        new = [p for p in history.since(self._seen)[: count - self._seen] if p.classes == self.bars.classes]
+        self._seen = count
         self.timeline.add(new)
         if new:
             p = new[-1]

@@ -2,8 +2,8 @@
 
 Each is drawn by the dashboard's frame timer in the GUI thread and does no
 work when nothing it shows has changed. The signals are drawn by one item per
-plot (`ScrollingCurves`): a polyline per curve, peak-decimated to what the
-plot's pixels can show, without per-curve bounds or clipping bookkeeping.
+plot (`curves.ScrollingCurves`): an image of the curves that scrolls and gets
+only the new samples drawn, under one picture of the plot's grid and legend.
 """
 
 from __future__ import annotations
@@ -12,70 +12,14 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from pyqtgraph import functions as fn
-from PyQt5 import QtCore, QtGui, QtWidgets
+from PyQt5 import QtCore, QtWidgets
 
 from ..colours import CURVE_COLOURS, UNCERTAIN_COLOUR, class_colour
+from .curves import ScrollingCurves
 
 RANGE_EVERY_S = 0.5      # plots' y ranges follow the data this often
 CURVES = (("ax", "ay", "az", "|acc|"), ("gx", "gy", "gz", "|gyro|"))
 AXIS_WIDTH = 56          # the same left axis width on every plot keeps their time axes aligned
-
-
-class ScrollingCurves(pg.GraphicsObject):
-    """Several curves over one x grid, drawn as polylines in one paint.
-
-    `set_data` takes the rows as they are (no copy, no bounds); `paint` keeps at
-    most a minimum and a maximum per pixel column, so a spike of one sample still
-    shows when there are more samples than pixels.
-    """
-
-    def __init__(self, pens) -> None:
-        super().__init__()
-        self.pens = [pg.mkPen(p) for p in pens]
-        self.x = np.zeros(0)
-        self.rows = np.zeros((len(self.pens), 0))
-        self._polygons: list[QtGui.QPolygonF] = []
-        self._rect = QtCore.QRectF()
-
-    def set_data(self, x: np.ndarray, rows: np.ndarray) -> None:
-        self.x, self.rows = x, rows
-        # The item claims the range the plot shows (the view box clips what lies beyond),
-        # so a frame repaints the plot's area and computes no bounds of the data.
-        view = self.getViewBox()
-        rect = view.viewRect() if view is not None else QtCore.QRectF()
-        if rect != self._rect:
-            self.prepareGeometryChange()
-            self._rect = rect
-        self.update()
-
-    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
-        return self._rect
-
-    def paint(self, painter, option, widget=None) -> None:
-        n = self.x.size
-        if n < 2:
-            return
-        view = self.getViewBox()
-        pixels = max(int(view.width()), 1) if view is not None else n
-        x, rows = self.x, self.rows
-        per = n // pixels
-        if per >= 2:  # peak decimation: (min, max) of each run of `per` samples, the newest run last
-            m = (n // per) * per
-            runs = rows[:, n - m:].reshape(len(rows), -1, per)
-            low, high = runs[:, :, 0].copy(), runs[:, :, 0].copy()
-            for j in range(1, per):  # a few whole-array steps: 3-4x numpy's reduce over a short last axis
-                np.minimum(low, runs[:, :, j], out=low)
-                np.maximum(high, runs[:, :, j], out=high)
-            rows = np.stack([low, high], axis=2).reshape(len(rows), -1)
-            x = x[n - m:].reshape(-1, per)[:, [0, -1]].reshape(-1)
-        if len(self._polygons) != len(rows) or self._polygons[0].size() != x.size:
-            self._polygons = [fn.create_qpolygonf(x.size) for _ in rows]
-        for polygon, row, pen in zip(self._polygons, rows, self.pens):
-            points = fn.ndarray_from_qpolygonf(polygon)
-            points[:, 0], points[:, 1] = x, row
-            painter.setPen(pen)
-            painter.drawPolyline(polygon)
 
 
 class SignalPlots:
@@ -84,11 +28,17 @@ class SignalPlots:
     def __init__(self, layout: pg.GraphicsLayoutWidget, seconds: float) -> None:
         self.seconds = seconds
         self.plots, self.items = [], []
+        # The view fills its background itself, opaque: the viewport's own fill and the window's
+        # beneath it would be two more fills of the plots' area a frame.
+        layout.viewport().setAutoFillBackground(False)
+        layout.viewport().setAttribute(QtCore.Qt.WA_OpaquePaintEvent, layout.backgroundBrush().isOpaque())
         for row, (names, unit) in enumerate(zip(CURVES, ("acceleration (m/s²)", "angular rate (rad/s)"))):
             plot = layout.addPlot(row=row, col=0)
             plot.setLabel("left", unit)
             plot.getAxis("left").setWidth(AXIS_WIDTH)
-            plot.showGrid(x=True, y=True, alpha=0.2)
+            # The curves' item draws the grid and the legend: the axes draw only their own strips.
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).setStyle(tickLength=0, tickAlpha=0, hideOverlappingLabels=True)
             plot.setXRange(-seconds, 0, padding=0)
             plot.setMouseEnabled(x=False, y=False)
             plot.disableAutoRange()  # the y range follows the data at most every RANGE_EVERY_S (see fit_y)
@@ -96,11 +46,12 @@ class SignalPlots:
             pens = [pg.mkPen(colour, width=1) for colour in CURVE_COLOURS]
             for name, pen in zip(names, pens):
                 legend.addItem(pg.PlotDataItem(pen=pen), name)
-            item = ScrollingCurves(pens)
+            legend.setVisible(False)
+            item = ScrollingCurves(pens, plot)
             plot.addItem(item)
-            # Axes, grid and legend change only when the y range does: kept as pixmaps between frames.
-            for part in [a["item"] for a in plot.axes.values()] + [legend]:
-                part.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            # Axes change only when the y range does: kept as pixmaps between frames.
+            for axis in plot.axes.values():
+                axis["item"].setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.plots.append(plot)
             self.items.append(item)
         self._next_fit = 0.0
@@ -138,8 +89,8 @@ class SignalPlots:
         y[7, n - k:] = np.sqrt(np.einsum("ij,ij->i", si[:, 3:], si[:, 3:]))
         self.filled = min(n, self.filled + len(block))
         x, rows = self.shown()
-        self.items[0].set_data(x, rows[:4])
-        self.items[1].set_data(x, rows[4:])
+        self.items[0].set_data(x, rows[:4], k)
+        self.items[1].set_data(x, rows[4:], k)
         self.fit_y()
         return k
 
