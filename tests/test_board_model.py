@@ -8,6 +8,8 @@ running the same integer arithmetic on the same samples.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import re
 import time
@@ -20,6 +22,7 @@ from harduino import boardfeatures as bf
 from harduino import export, firmware, protocol
 from harduino.cli import main
 from harduino.models import load_bundle
+from harduino.recording import load_recording
 from harduino.transport import open_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,3 +231,43 @@ def test_a_firmware_without_a_model_says_so(elf, played):
     errors = [e for c in chunks for e in c.errors]
     assert [(code, text) for _, code, text in errors] == [(protocol.ERROR_NO_MODEL, "no model")]
     assert not any(c.predictions or c.models for c in chunks)
+
+
+# ---------------------------------------------------------------- the host: the board's predictions kept
+
+def record_from(elf: Path, rows: np.ndarray, seconds: int, folder: Path, capsys) -> Path:
+    """`harduino record` on the firmware for `seconds` of samples; the recording's CSV."""
+    with firmware.FirmwareBoard(rows, realtime=False, elf=elf) as board:
+        board.start()
+        code = main(["record", board.port, "--duration", str(seconds), "--subject", "fw", "--label", "walking",
+                     "--no-calibration", "--out", str(folder)])
+    assert code == 0, capsys.readouterr().err
+    [recording] = folder.glob("fw_walking_*[0-9].csv")
+    return recording
+
+
+def test_record_stores_the_boards_predictions_beside_the_recording(bundles, played, tmp_path, capsys):
+    bundle = load_bundle(bundles["rf"])
+    recording = record_from(firmware.build_firmware(bundles["rf"]), played, 8, tmp_path, capsys)
+    rec, meta = load_recording(recording), json.loads(recording.with_suffix(".json").read_text())
+    with open(recording.with_suffix(".pred.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    classes = list(bundle.classes_)
+    assert meta["board_predictions"]["file"] == recording.with_suffix(".pred.csv").name
+    assert meta["board_predictions"]["model"]["classes"] == classes and meta["board_predictions"]["rows"] == len(rows)
+    # One row per window step of the recorded samples, each the prediction frame the board sent for it.
+    seq = np.array([int(r["seq"]) for r in rows])
+    assert len(rec) == 400 and np.array_equal(seq, np.arange(31, 400, 16))
+    sent = [p for _, p in protocol.Decoder().feed(recording.with_suffix(".bin").read_bytes()).predictions]
+    assert len(sent) >= len(rows) - 1  # the raw log ends at the last sample: its window's frame may come after
+    for row, p in zip(rows, sent):
+        assert (int(row["seq"]), int(row["class_index"]), int(row["cycles"])) == (p.seq, p.class_index, p.cycles)
+        assert tuple(int(row[f"score_{i}"]) for i in range(len(classes))) == p.scores
+        assert row["class"] == classes[p.class_index]
+    np.testing.assert_array_equal([int(r["t_us"]) for r in rows], rec.t_us[seq])  # the window's last sample
+
+
+def test_a_board_without_a_model_leaves_no_predictions_file(elf, played, tmp_path, capsys):
+    recording = record_from(elf, played, 2, tmp_path, capsys)
+    assert not list(tmp_path.glob("*.pred.csv")) and "board_predictions" not in json.loads(
+        recording.with_suffix(".json").read_text())

@@ -25,7 +25,7 @@ from . import protocol, transport
 from .errors import UserError
 from .link import RATE_WINDOW_S, LinkMeter, LinkState, LinkStats
 from .protocol import BoardInfo
-from .ringbuffer import Block, SampleBuffer
+from .ringbuffer import Block, PredictionLog, SampleBuffer
 
 __all__ = ["INFO_TIMEOUT_S", "READ_INTERVAL_S", "Block", "LinkState", "LinkStats", "Reader", "SampleBuffer"]
 
@@ -59,6 +59,7 @@ class Reader(threading.Thread):
         self._other_rate: int | None = None    # the rate the board sends at instead, while not answered
         self.buffer = SampleBuffer(capacity)
         self.info: BoardInfo | None = None
+        self.predictions = PredictionLog()  # the board's own (v2, a model built in), and its model frame
         # (buffer index, info) at each change of the board's info: a recording splits there (one board, one rate).
         self.boards: list[tuple[int, BoardInfo]] = []
         self.error: str | None = None
@@ -324,6 +325,9 @@ class Reader(threading.Thread):
             self.buffer.append(chunk.seq[a:b], chunk.t_us[a:b], now, si)
         if len(chunk) and self._scale is not None:
             self._meter.track_drift(float(chunk.t_us[-1]) / 1e6, now)
+        if chunk.models:
+            self.predictions.model = chunk.models[-1][1]
+        self.predictions.add([p for _, p in chunk.predictions], self.buffer)  # after the samples they name
 
     def _log(self, buf: bytes, new: int, spans: list[tuple[int, int]], taken: list[bool]) -> None:
         """Raw log: the bytes read (buf[new:]) from this connection's first info frame taken on.

@@ -115,3 +115,92 @@ class SampleBuffer:
                 return self._changed.wait_for(lambda: self._total > index, timeout)
             finally:
                 self._awaited.remove(index)
+
+
+_LOOKBACK = 1024  # samples searched for a prediction's last sample: many steps of any board window
+
+
+@dataclass
+class PredictionBlock:
+    """A run of the board's own predictions (prediction frames); `start` is the log index of the first."""
+
+    start: int
+    index: np.ndarray        # (n,) int64: buffer index of the window's last sample, -1 if it was not kept
+    seq: np.ndarray          # (n,) int64: seq of the window's last sample, unwrapped like the samples'
+    t_us: np.ndarray         # (n,) int64: board µs of that sample, -1 if it was not kept
+    class_index: np.ndarray  # (n,) int64
+    scores: np.ndarray       # (n, MODEL_CLASSES_MAX) uint8: 0..255 per class, zero past the model's classes
+    cycles: np.ndarray       # (n,) int64: CPU cycles the board spent on the window
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.seq)
+
+
+class PredictionLog:
+    """The board's predictions, bounded like the samples, and the model frame it last sent (`model`).
+
+    A few predictions a second: the reader appends those of one read at once, after
+    that read's samples, so a consumer that takes the predictions first and then the
+    samples holds every sample a prediction names.
+    """
+
+    FIELDS = ("index", "seq", "t_us", "class_index", "cycles")
+
+    def __init__(self, capacity: int = 4096, classes_max: int = 8) -> None:
+        self.capacity = capacity
+        self.model = None  # protocol.BoardModelInfo of the last model frame, None before one came
+        self._columns = {name: np.zeros(capacity, dtype=np.int64) for name in self.FIELDS}
+        self._scores = np.zeros((capacity, classes_max), dtype=np.uint8)
+        self._total = 0
+        self._lock = threading.Lock()
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    def add(self, predictions, buffer: SampleBuffer) -> None:
+        """Add one read's protocol.BoardPrediction list; each finds its window's last sample in `buffer`.
+
+        That sample came at most a few steps before its prediction (the board spreads the work
+        over the sample slots after it), so the newest samples are searched, newest first.
+        """
+        n = len(predictions)
+        if n == 0:
+            return
+        seq = np.array([p.seq for p in predictions], dtype=np.int64)
+        recent = buffer.latest(_LOOKBACK)
+        index, t_us = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+        if len(recent):
+            match = recent.seq[None, ::-1] == seq[:, None]  # newest first: after a reset seq repeats
+            found = match.any(axis=1)
+            at = len(recent) - 1 - match.argmax(axis=1)
+            index[found], t_us[found] = recent.start + at[found], recent.t_us[at[found]]
+        scores = np.zeros((n, self._scores.shape[1]), dtype=np.uint8)
+        for row, p in zip(scores, predictions):
+            row[:len(p.scores)] = p.scores
+        columns = {"index": index, "seq": seq, "t_us": t_us,
+                   "class_index": np.array([p.class_index for p in predictions], dtype=np.int64),
+                   "cycles": np.array([p.cycles for p in predictions], dtype=np.int64)}
+        keep = slice(max(0, n - self.capacity), n)
+        with self._lock:
+            slots = (self._total + np.arange(keep.start, n)) % self.capacity
+            for name, column in self._columns.items():
+                column[slots] = columns[name][keep]
+            self._scores[slots] = scores[keep]
+            self._total += n
+
+    def since(self, index: int) -> PredictionBlock:
+        """Copies of the predictions from index on (or from the oldest still held)."""
+        with self._lock:
+            start = min(max(index, self._total - self.capacity, 0), self._total)
+            slots = np.arange(start, self._total) % self.capacity
+            return PredictionBlock(start, *(self._columns[name][slots] for name in ("index", "seq", "t_us")),
+                                   self._columns["class_index"][slots], self._scores[slots],
+                                   self._columns["cycles"][slots])
+
+    def latest(self) -> PredictionBlock:
+        return self.since(self._total - 1)

@@ -4,6 +4,7 @@
     writer      RecordingWriter, write_recording, claim_stem: writing one, crash-safe, names taken exclusively
     session     RecordingSession: one recording session of a running Reader (start / poll / finish), for the
                 CLI and the dashboard alike; SessionRecorder: what it receives, one recording per board
+    predictions PredictionWriter: the board's own predictions beside a recording (NAME.pred.csv)
     rawlog      split_raw_log: a session's raw log cut to match its recordings
     stillwatch  StillWatch: the calibration of a recording, taken while it is recorded
 """

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import recording_stem
+from .predictions import PredictionWriter
 from .rawlog import split_raw_log
 from .stillwatch import StillWatch
 from ..errors import UserError
@@ -36,6 +37,7 @@ class _Part:
         self.first: int | None = None  # buffer indices of its first and last samples
         self.last: int | None = None
         self.watch = StillWatch(float(info.rate_hz)) if take_calibration else None
+        self.predictions: PredictionWriter | None = None  # made with the board's first prediction frame
 
     @property
     def seconds(self) -> float:
@@ -73,6 +75,7 @@ class SessionRecorder:
         self.reported = 0  # the last saved count shown to the user
         self.messages: list[str] = []
         self.take_calibration = take_calibration
+        self._predicted = 0  # the reader's prediction log index read up to (those before name older samples)
         self._next_sync = 0.0
         self._extra = extra_meta or {}
         boards = reader.boards  # (buffer index, info) at every change of board info
@@ -132,6 +135,7 @@ class SessionRecorder:
 
     def poll(self, now: float | None = None) -> int | None:
         """Write the samples that came since the last poll; sync when one is due (returns saved N then)."""
+        predictions = self.reader.predictions.since(self._predicted)  # first: their samples are in the block
         block = self.reader.buffer.since(self.index)
         self.dropped += block.start - self.index
         boards, pos = self.reader.boards, block.start
@@ -146,10 +150,13 @@ class SessionRecorder:
             self._write(block, pos - block.start, stop - block.start)
             pos = stop
         self.index = block.end
+        self._write_predictions(predictions)
         now = time.monotonic() if now is None else now
         if now >= self._next_sync and self.writer.saved < self.writer.written:
             self._next_sync = now + self.SYNC_EVERY_S
             self.writer.sync()
+            if self.parts[-1].predictions is not None:
+                self.parts[-1].predictions.sync()
             return self.saved
         return None
 
@@ -166,6 +173,20 @@ class SessionRecorder:
         part.last = block.start + b - 1
         if part.watch is not None:
             part.watch.add(t, si)
+
+    def _write_predictions(self, predictions) -> None:
+        """The board's predictions whose window ends on a sample of an open recording, into its .pred.csv."""
+        self._predicted = predictions.end
+        for part in self.parts:
+            if part.finished or part.first is None:
+                continue
+            keep = (predictions.index >= part.first) & (predictions.index <= part.last)
+            if not keep.any():
+                continue
+            if part.predictions is None:
+                part.predictions = PredictionWriter(part.writer.csv_path, self.reader.predictions.model)
+                part.writer.write_meta(board_predictions=part.predictions.meta())
+            part.predictions.append(predictions, keep)
 
     def _next_board(self, info) -> None:
         """Another board (or the same one at another rate) from here on: finish this recording, start the next."""
@@ -192,6 +213,9 @@ class SessionRecorder:
         part.finished = True
         try:
             part.writer.sync()
+            if part.predictions is not None:
+                part.predictions.close()
+                meta["board_predictions"] = part.predictions.meta()
             found = part.watch.finish() if part.watch is not None else None
             ended = _dt.datetime.now().astimezone()
             part.writer.write_meta(samples=part.writer.written, dropped_by_recorder=self.dropped,
@@ -201,6 +225,8 @@ class SessionRecorder:
                                    **({"calibration": found.to_dict()} if found else {}), **meta)
         finally:
             part.writer.close()
+            if part.predictions is not None:
+                part.predictions.close()
 
     def close(self, stats: dict | None = None) -> Path:
         """Last sync, link statistics and calibrations into the sidecars, and the raw log cut into its parts.

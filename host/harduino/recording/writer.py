@@ -26,6 +26,11 @@ _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota 
                 errno.EROFS: "the file system is read-only", errno.EIO: "an I/O error"}
 
 
+def disk_error(err: OSError) -> str:
+    """What went wrong with a write, in words."""
+    return _DISK_ERRORS.get(err.errno, err.strerror or str(err))
+
+
 def format_rows(t: np.ndarray, si: np.ndarray, labels, seq=None, t_us=None, decimals: int = 4) -> str:
     """CSV lines for a block of samples: t and SI values to `decimals` places, trailing zeros dropped.
 
@@ -84,6 +89,7 @@ def prepare_folder(folder: str | Path) -> Path:
 
 
 RECORDING_SUFFIXES = (".csv", ".json", ".bin")
+PREDICTIONS_SUFFIX = ".pred.csv"  # the board's own predictions, made only when it sends any
 
 
 def claim_stem(folder: str | Path, stem: str, suffixes=(".csv", ".json")) -> str:
@@ -98,7 +104,7 @@ def claim_stem(folder: str | Path, stem: str, suffixes=(".csv", ".json")) -> str
     while True:
         candidate = stem if k == 1 else f"{stem}-{k}"
         k += 1
-        if any((folder / f"{candidate}{ext}").exists() for ext in RECORDING_SUFFIXES):
+        if any((folder / f"{candidate}{ext}").exists() for ext in RECORDING_SUFFIXES + (PREDICTIONS_SUFFIX,)):
             continue
         made = []
         try:
@@ -124,7 +130,38 @@ def release(paths) -> None:
             pass
 
 
-class RecordingWriter:
+class SyncedFile:
+    """Rows appended to a text file and made durable by `sync`; the subclass's `_guard` words a failed write."""
+
+    _file = None
+    written = 0     # rows handed to the OS
+    saved = 0       # rows known to be on disk
+    failed = False  # a write failed: nothing more is written or counted as saved
+
+    def _guard(self, fn, *args):
+        raise NotImplementedError
+
+    def sync(self) -> int:
+        """Flush and fsync: returns the number of rows durably saved."""
+        if self._file is not None and self.saved < self.written and not self.failed:
+            self._guard(self._file.flush)
+            self._guard(os.fsync, self._file.fileno())
+            self.saved = self.written
+        return self.saved
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self.sync()
+            finally:
+                f, self._file = self._file, None
+                try:
+                    f.close()
+                except OSError:
+                    pass  # the data that could be saved is saved; the error was reported by sync
+
+
+class RecordingWriter(SyncedFile):
     """Appends samples to `<folder>/<stem>.csv` and keeps `<stem>.json` beside it.
 
     `append` buffers in the OS; `sync` flushes and fsyncs and returns how many
@@ -179,14 +216,6 @@ class RecordingWriter:
             self._guard(self._file.write, text)
             self.written += n
 
-    def sync(self) -> int:
-        """Flush and fsync: returns the number of samples durably saved."""
-        if self._file is not None and self.saved < self.written and not self.failed:
-            self._guard(self._file.flush)
-            self._guard(os.fsync, self._file.fileno())
-            self.saved = self.written
-        return self.saved
-
     def write_meta(self, **updates) -> None:
         """Rewrite the sidecar atomically (a new file renamed over the old one)."""
         self.meta.update(updates)
@@ -206,17 +235,6 @@ class RecordingWriter:
                 raise
         self._guard(write)
 
-    def close(self) -> None:
-        if self._file is not None:
-            try:
-                self.sync()
-            finally:
-                f, self._file = self._file, None
-                try:
-                    f.close()
-                except OSError:
-                    pass  # the data that could be saved is saved; the error was reported by sync
-
     def _guard(self, fn, *args):
         try:
             return fn(*args)
@@ -226,7 +244,7 @@ class RecordingWriter:
                                 f"{_DISK_ERRORS.get(err.errno, err.strerror)}.") from None
             # Python drops the lines it was writing when a write fails: only what was synced is sure.
             self.failed, self.written = True, self.saved
-            what = _DISK_ERRORS.get(err.errno, err.strerror or str(err))
+            what = disk_error(err)
             raise UserError(f"cannot write the recording {self.csv_path}: {what}; the {self.saved} samples "
                             "saved before stay loadable.") from None
 
