@@ -271,3 +271,39 @@ def test_a_board_without_a_model_leaves_no_predictions_file(elf, played, tmp_pat
     recording = record_from(elf, played, 2, tmp_path, capsys)
     assert not list(tmp_path.glob("*.pred.csv")) and "board_predictions" not in json.loads(
         recording.with_suffix(".json").read_text())
+
+
+BOARD_SAYS = re.compile(r"board: (\w+) (\d+)%")
+
+
+def test_live_in_the_terminal_shows_the_boards_prediction_beside_the_hosts(bundles, played, capsys):
+    classes = set(load_bundle(bundles["rf"]).classes_)
+    with firmware.FirmwareBoard(played, realtime=False, elf=firmware.build_firmware(bundles["rf"])) as board:
+        board.start()
+        code = main(["live", board.port, "--model", str(bundles["rf"]), "--no-gui", "--duration", "4"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = [line.split() for line in out.splitlines() if re.match(r"\s*[\d.]+ s ", line)]
+    said = [BOARD_SAYS.search(" ".join(line)) for line in lines]
+    assert len(said) >= 5 and all(said[1:]), out  # every prediction line, once the board's first came
+    assert {m[1] for m in said[1:]} <= classes and all(0 <= int(m[2]) <= 100 for m in said[1:])
+    # Where the host is sure (every smoothed window alike), the board says the same activity.
+    sure = [(line[2], m[1]) for line, m in zip(lines[1:], said[1:]) if line[3] == "100%"]
+    assert len(sure) >= 3 and sum(host == board for host, board in sure) >= 0.8 * len(sure), out
+
+
+def test_the_dashboard_shows_the_boards_prediction(bundles, played, qtbot, qapp, tmp_path):
+    from harduino.live.dashboard import Dashboard
+    from harduino.live.session import LiveSession
+
+    classes = set(load_bundle(bundles["rf"]).classes_)
+    window = Dashboard(LiveSession(bundles["rf"]), seconds=8, out=tmp_path)
+    qtbot.addWidget(window)
+    window.show()
+    with firmware.FirmwareBoard(played, realtime=False, elf=firmware.build_firmware(bundles["rf"])) as board:
+        board.start()
+        window.connect_port(board.port)
+        qtbot.waitUntil(lambda: window.board_label.isVisible(), timeout=int(HANG_GUARD_S * 1000))
+        said = BOARD_SAYS.fullmatch(window.board_label.text())
+        window.close()
+    assert said and said[1] in classes, window.board_label.text()

@@ -111,8 +111,12 @@ class Dashboard(QtWidgets.QMainWindow):
         self.prompt_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignCenter, wordWrap=True)
         self.prompt_label.setStyleSheet("color: #ffb000; font-weight: bold")
         self.prompt_label.setVisible(False)
+        # What a board with a model built in predicts itself, beside the host's prediction above.
+        self.board_label = QtWidgets.QLabel(alignment=QtCore.Qt.AlignCenter)
+        self.board_label.setVisible(False)
         side.addWidget(self.activity_label)
         side.addWidget(self.confidence_label)
+        side.addWidget(self.board_label)
         side.addWidget(self.prompt_label)
         self.bar_widget = pg.PlotWidget()
         self.bars = ProbabilityBars(self.bar_widget.getPlotItem())
@@ -277,6 +281,11 @@ class Dashboard(QtWidgets.QMainWindow):
                 self.activity_label.setText(p.label.upper())
                 self.activity_label.setStyleSheet("color: #%02x%02x%02x" % class_colour(p.label, p.classes))
             self.confidence_label.setText(f"{100 * p.confidence:.0f} % confident")
+        board = session.board_prediction()
+        text = f"board: {board}" if board else ""
+        if text != self.board_label.text():  # hidden again on a port whose board sends none
+            self.board_label.setText(text)
+            self.board_label.setVisible(bool(text))
         self.timeline.draw(float(reader.buffer.latest(1).t_us[-1]) / 1e6)
 
     def show_prompt(self, waiting: str | None) -> None:

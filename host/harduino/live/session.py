@@ -96,6 +96,17 @@ class LiveSession:
                                        ended=reader.finished, history=self.history, model_name=self.model_name)
             self.predictor.start()
 
+    def board_prediction(self) -> str:
+        """The board's own latest prediction ("walking 93%"), "" while it sends none (no model built in)."""
+        log = self.reader.predictions if self.reader is not None else None
+        if log is None or not log.total:
+            return ""
+        latest, model = log.latest(), log.model
+        i = int(latest.class_index[0])
+        name = model.classes[i] if model is not None and 0 <= i < len(model.classes) else f"class {i}"
+        score = int(latest.scores[0, i]) if 0 <= i < latest.scores.shape[1] else 0
+        return f"{name} {100 * score / 255:.0f}%"
+
     @property
     def finished(self) -> bool:
         """The stream ended (a replay played out, or the reader gave up) and every window was predicted."""

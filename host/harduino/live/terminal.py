@@ -1,5 +1,7 @@
 """Terminal mode: the dashboard's predictions, probabilities and link health as text.
 
+A board with a model built in says its own prediction too ("board: walking 93%") beside the host's.
+
 On a terminal, a small table redrawn in place at each prediction (at most
 ten times a second). Into a pipe or a file, one line whenever the predicted
 activity changes and once a second otherwise, so a log reads as a timeline.
@@ -94,8 +96,9 @@ class LineView:
                 self._t0 = p.t
             if p.label != self._label or p.t >= self._next:
                 self._label, self._next = p.label, p.t + _LINE_EVERY_S
+                board = self.session.board_prediction()
                 print(f"{p.t - self._t0:8.2f} s  {p.label:10s} {100 * p.confidence:4.0f}%  | {probabilities(p, 3)} "
-                      f"| {health(self.session)}", file=self.out, flush=True)
+                      f"{'| board: ' + board + ' ' if board else ''}| {health(self.session)}", file=self.out, flush=True)
 
     def close(self) -> None:
         print(f"end: {health(self.session)}", file=self.out, flush=True)
@@ -130,6 +133,9 @@ class TableView:
         for name, value in zip(p.classes, p.proba):
             filled = int(round(value * _BAR))
             lines.append(f"  {name:{width}s} {full * filled}{empty * (_BAR - filled)} {100 * value:5.1f} %")
+        board = self.session.board_prediction()
+        if board:  # a firmware with a model built in: what the board itself says
+            lines.append(f"  board: {board}")
         lines.append(f"  {health(self.session)}")
         up = f"\x1b[{self._lines}F" if self._lines else ""
         self.out.write(up + "".join(f"{line}\x1b[K\n" for line in lines))
