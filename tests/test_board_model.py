@@ -235,26 +235,45 @@ def test_a_firmware_without_a_model_says_so(elf, played):
 
 # ---------------------------------------------------------------- the host: the board's predictions kept
 
-def record_from(elf: Path, rows: np.ndarray, seconds: int, folder: Path, capsys) -> Path:
-    """`harduino record` on the firmware for `seconds` of samples; the recording's CSV."""
+def test_the_prediction_log_names_each_windows_last_sample_and_keeps_the_newest():
+    from harduino.ringbuffer import PredictionLog, SampleBuffer
+
+    buffer = SampleBuffer(1024)
+    for seq in (np.arange(100), np.arange(50)):  # a reset: seq starts again
+        buffer.append(seq, 1_000_000 * (buffer.total > 0) + seq * 20_000, 0.0, np.zeros((len(seq), 6)))
+    log = PredictionLog(capacity=4)
+    said = [protocol.BoardPrediction(s, 1, (3, 250), 5000 + s) for s in (15, 31, 47, 5000, 63, 79)]
+    log.add(said, buffer)
+    kept = log.since(0)
+    assert (kept.start, log.total) == (2, 6)  # bounded: the oldest overwritten
+    np.testing.assert_array_equal(kept.seq, [47, 5000, 63, 79])
+    np.testing.assert_array_equal(kept.index, [100 + 47, -1, 63, 79])  # after the reset; not kept; before it
+    np.testing.assert_array_equal(kept.t_us, [1_000_000 + 47 * 20_000, -1, 63 * 20_000, 79 * 20_000])
+    assert kept.scores[:, :3].tolist() == [[3, 250, 0]] * 4 and log.latest().cycles.tolist() == [5079]
+
+
+def record_from(elf: Path, rows: np.ndarray, seconds: int, folder: Path, capsys) -> tuple[Path, str]:
+    """`harduino record` on the firmware for `seconds` of samples; the recording's CSV and what it said."""
     with firmware.FirmwareBoard(rows, realtime=False, elf=elf) as board:
         board.start()
         code = main(["record", board.port, "--duration", str(seconds), "--subject", "fw", "--label", "walking",
                      "--no-calibration", "--out", str(folder)])
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
     [recording] = folder.glob("fw_walking_*[0-9].csv")
-    return recording
+    return recording, err
 
 
 def test_record_stores_the_boards_predictions_beside_the_recording(bundles, played, tmp_path, capsys):
     bundle = load_bundle(bundles["rf"])
-    recording = record_from(firmware.build_firmware(bundles["rf"]), played, 8, tmp_path, capsys)
+    recording, said = record_from(firmware.build_firmware(bundles["rf"]), played, 8, tmp_path, capsys)
     rec, meta = load_recording(recording), json.loads(recording.with_suffix(".json").read_text())
     with open(recording.with_suffix(".pred.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     classes = list(bundle.classes_)
     assert meta["board_predictions"]["file"] == recording.with_suffix(".pred.csv").name
     assert meta["board_predictions"]["model"]["classes"] == classes and meta["board_predictions"]["rows"] == len(rows)
+    assert f"the board's own {len(rows)} predictions to {recording.with_suffix('.pred.csv')}" in said
     # One row per window step of the recorded samples, each the prediction frame the board sent for it.
     seq = np.array([int(r["seq"]) for r in rows])
     assert len(rec) == 400 and np.array_equal(seq, np.arange(31, 400, 16))
@@ -268,7 +287,8 @@ def test_record_stores_the_boards_predictions_beside_the_recording(bundles, play
 
 
 def test_a_board_without_a_model_leaves_no_predictions_file(elf, played, tmp_path, capsys):
-    recording = record_from(elf, played, 2, tmp_path, capsys)
+    recording, said = record_from(elf, played, 2, tmp_path, capsys)
+    assert "predictions" not in said
     assert not list(tmp_path.glob("*.pred.csv")) and "board_predictions" not in json.loads(
         recording.with_suffix(".json").read_text())
 

@@ -118,6 +118,10 @@ def run_record(args) -> int:
     if session.error:
         raise UserError(session.error)
     print(f"recorded {session.saved} samples to {session.files}", file=sys.stderr)
+    kept = [part.predictions for part in session.recorder.parts if part.predictions is not None]
+    if kept:  # a board with a model built in
+        print(f"and the board's own {sum(k.saved for k in kept)} predictions to "
+              f"{', '.join(str(k.path) for k in kept)}", file=sys.stderr)
     return 0
 
 
