@@ -460,7 +460,8 @@ def red_pixels(widget) -> np.ndarray:
     return (pixels[..., 2] > 200) & (pixels[..., 1] < 60)
 
 
-def test_curves_drawn_frame_by_frame_look_like_the_same_curves_drawn_at_once(qapp):
+def red_curve_plot():
+    """A 500 x 300 plot of the last 10 s, y from -3 to 3, with one red ScrollingCurves item."""
     import pyqtgraph as pg
 
     from harduino.live.curves import ScrollingCurves
@@ -471,6 +472,32 @@ def test_curves_drawn_frame_by_frame_look_like_the_same_curves_drawn_at_once(qap
     plot.addItem(item)
     plot.setXRange(-10, 0, padding=0)
     plot.setYRange(-3, 3, padding=0)
+    return widget, item
+
+
+def test_the_newest_samples_never_show_at_the_plots_left_edge(qapp):
+    """The image is a ring of columns: what is drawn at its right end must not spill into its left one."""
+    widget, item = red_curve_plot()
+    n = 500  # 50 Hz over 10 s
+    x, rows = (np.arange(n) - (n - 1)) / 50, np.zeros((1, n))
+    signal = np.where(np.arange(n) < 150, -2.0, 2.5 * np.sin(np.arange(n) * 0.9))  # still, then moving
+    widget.show()
+    for _ in range(3):
+        qapp.processEvents()
+    filled, rng = 0, np.random.default_rng(1)
+    while filled < 450:  # 9 s of a 10 s span: the plot's first second stays empty
+        k = int(rng.integers(1, 4))
+        rows[:, :-k], rows[:, -k:] = rows[:, k:], signal[filled:filled + k]
+        filled += k
+        item.set_data(x[n - filled:], rows[:, n - filled:], k)
+        qapp.processEvents()
+    # The curve spans the last 9 of 10 s, one run of columns: nothing red in the first second's.
+    columns = np.flatnonzero(red_pixels(widget).any(axis=0))
+    assert columns.size > 300 and np.diff(columns).max() < 3, columns[:4]
+
+
+def test_curves_drawn_frame_by_frame_look_like_the_same_curves_drawn_at_once(qapp):
+    widget, item = red_curve_plot()
     rate, n = 1000, 10_000  # some 20 samples a pixel column
     x = (np.arange(n) - (n - 1)) / rate
     t = np.arange(3 * n) / rate

@@ -163,7 +163,14 @@ class ScrollingCurves(pg.GraphicsObject):
             self._head = (self._head + shift) % width
         p = self._painter(to_image)
         x, rows = self.x[-k - 1:], self.rows[:, -k - 1:]
-        for columns in (self._head, self._head - width):  # the new samples may wrap round the ring
+        height = self._image.height() / ratio
+        # The new samples may wrap round the ring: drawn twice, each copy clipped to its own columns, so
+        # the pen's half-width beyond the newest sample never lands in the plot's leftmost column.
+        for columns, lo, hi in ((self._head, self._head, width), (self._head - width, 0, self._head)):
+            if hi <= lo:
+                continue
+            p.resetTransform()
+            p.setClipRect(QtCore.QRectF(lo / ratio, 0, (hi - lo) / ratio, height))
             p.setTransform(to_image * QtGui.QTransform.fromTranslate((self._offset + columns) / ratio, 0))
             self._polylines(p, x, rows)
         p.end()
