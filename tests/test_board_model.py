@@ -47,7 +47,8 @@ def train(out: Path, *args: str) -> Path:
 def bundles(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bundles")
     return {"rf": train(folder / "rf", "--arch", "rf", "--trees", "10", "--max-depth", "6"),
-            "logreg": train(folder / "logreg", "--arch", "logreg")}
+            "logreg": train(folder / "logreg", "--arch", "logreg"),
+            "mlp-board": train(folder / "mlp-board", "--arch", "mlp-board")}
 
 
 # ---------------------------------------------------------------- the features and their integer twin
@@ -176,7 +177,7 @@ def plain_spread(elf, played) -> float:
     return spacing_spread(chunks)
 
 
-@pytest.mark.parametrize("arch", ["rf", "logreg"])
+@pytest.mark.parametrize("arch", ["rf", "logreg", "mlp-board"])
 def test_the_board_predicts_every_window_as_the_host_twin_does(elf, bundles, played, plain_spread, arch):
     model = export.board_model(load_bundle(bundles[arch]))
     model_elf = firmware.build_firmware(bundles[arch])

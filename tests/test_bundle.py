@@ -249,6 +249,23 @@ def test_saving_over_a_bundle_whose_files_link_elsewhere_replaces_the_links(sim,
     assert load_bundle(folder).arch == "logreg"
 
 
+@pytest.mark.parametrize("edit, said", [("sigmoid units", "not one hidden layer of ReLU units"),
+                                         ("a short output layer", r"coefs_\[1\] is not 16x\d+ finite numbers")])
+def test_a_perceptron_that_is_not_one_relu_layer_over_its_features_is_refused(edit, said, sim, tmp_path):
+    est = train("mlp-board", sim)
+    folder = save_bundle(est, tmp_path / "m", {**meta(sim), "architecture": "mlp-board"})
+    info = json.loads((folder / "bundle.json").read_text())
+    clf = est.steps[-1][1]
+    if edit == "sigmoid units":
+        clf.activation = "logistic"
+    else:
+        clf.coefs_[1] = clf.coefs_[1][:-1]  # scikit-learn would index past it
+    rewrite(folder, info, folder / info["weights"]["file"], skops.io.dumps(est))
+    with pytest.raises(UserError, match=said) as err:
+        load_bundle(folder)
+    assert "\n" not in str(err.value)
+
+
 def test_a_k_nearest_neighbours_search_tree_is_rebuilt_and_finds_the_same_neighbours(sim, tmp_path):
     est = fit_estimator(make_estimator("knn", "all", feature_set="baseline", rate_hz=sim.rate_hz,
                                        algorithm="kd_tree"), sim.X, sim.y)

@@ -43,6 +43,10 @@ uint16_t votes[MODEL_CLASSES];
 #else
 int32_t logit[MODEL_CLASSES];
 #endif
+#if defined(MODEL_MLP)
+int16_t input[MODEL_FEATURES];
+int16_t hidden[MODEL_HIDDEN];
+#endif
 
 // D8 (PB0) is high while the board works on the model: a logic analyser, or the simulator, sees it.
 #if defined(__AVR_ATmega328P__)
@@ -163,6 +167,34 @@ void modelFinish() {
   }
   result.cls = best;
 }
+#elif defined(MODEL_MLP)
+// Step 0 quantises the inputs, then one step per hidden unit, then one per class (export_mlp.py).
+const uint8_t MODEL_ITEMS = 1 + MODEL_HIDDEN + MODEL_CLASSES;
+
+void modelStart() {}
+
+void modelItem(uint8_t item) {
+  if (item == 0) {
+    for (uint8_t j = 0; j < MODEL_FEATURES; j++) {
+      const int32_t q = (feature[j] - (int32_t)pgm_read_dword(&MODEL_INPUT_OFFSET[j])) >> pgm_read_byte(&MODEL_INPUT_SHIFT[j]);
+      input[j] = q < -32768 ? -32768 : q > 32767 ? 32767 : (int16_t)q;
+    }
+  } else if (item <= MODEL_HIDDEN) {
+    const uint8_t h = item - 1;
+    int32_t acc = (int32_t)pgm_read_dword(&MODEL_HIDDEN_BIAS[h]);
+    for (uint8_t j = 0; j < MODEL_FEATURES; j++) {
+      acc += (int32_t)(int8_t)pgm_read_byte(&MODEL_HIDDEN_WEIGHT[h][j]) * input[j];
+    }
+    hidden[h] = acc > 0 ? (int16_t)(acc >> MODEL_HIDDEN_SHIFT) : 0;  // ReLU; export keeps it in 16 bits
+  } else {
+    const uint8_t k = item - 1 - MODEL_HIDDEN;
+    int32_t acc = (int32_t)pgm_read_dword(&MODEL_OUTPUT_BIAS[k]);
+    for (uint8_t h = 0; h < MODEL_HIDDEN; h++) {
+      acc += (int32_t)(int8_t)pgm_read_byte(&MODEL_OUTPUT_WEIGHT[k][h]) * hidden[h];
+    }
+    logit[k] = acc;
+  }
+}
 #else
 const uint8_t MODEL_ITEMS = MODEL_CLASSES;
 
@@ -176,7 +208,9 @@ void modelItem(uint8_t k) {
   }
   logit[k] = acc;
 }
+#endif
 
+#if !defined(MODEL_FOREST)
 // 255 for the best class, 255 * 2^-(its lead in log2-odds) for the others, linear between powers of two.
 void modelFinish() {
   uint8_t best = 0;

@@ -10,7 +10,10 @@ integer tables (docs/board-model.md):
 - logistic regression: the features are shifted into 16 bits, weights become
   int16 and intercepts int32 in units of 2^-Q log2-odds, accumulated in int32
   (Q is chosen so no sum can overflow); the scores are 255 * 2^-(best - own)
-  with a linear step between powers of two.
+  with a linear step between powers of two;
+- the small perceptron (`mlp-board`): int8 inputs and weights, int32 sums, ReLU,
+  int8 output weights in 2^-Q log2-odds, scored as logistic regression
+  (export_mlp.py).
 
 `BoardModel.predict` evaluates those tables on `board_features_int` exactly as
 firmware/harduino/predictor.cpp does, so the host can check the board window by
@@ -28,9 +31,10 @@ import numpy as np
 
 from .boardfeatures import BOARD_FEATURE_NAMES, int_bounds, int_to_si
 from .errors import UserError
+from .export_mlp import mlp_logits, mlp_tables
 from .models.shallow import as_stored
 
-KINDS = {"rf": "forest", "logreg": "logreg"}
+KINDS = {"rf": "forest", "logreg": "logreg", "mlp-board": "mlp"}
 FEATURE_SET_IDS = {"board": 1}  # the model frame's feature-set id
 MAX_CLASSES = 8
 CLASS_NAME_CHARS = 10
@@ -58,7 +62,8 @@ class BoardModel:
     step: int
     rate_hz: int
     tables: dict[str, np.ndarray] = field(repr=False)
-    score_bits: int = 0  # logreg: Q
+    score_bits: int = 0  # logreg, mlp: Q
+    hidden_shift: int = 0  # mlp: the ReLU outputs' shift into int16
 
     @property
     def chunks(self) -> int:
@@ -77,7 +82,12 @@ class BoardModel:
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, 32) integer features -> (class index (n,), scores (n, classes) 0..255), as the board computes."""
         features = np.asarray(features, dtype=np.int64)
-        return _predict_forest(self, features) if self.kind == "forest" else _predict_logreg(self, features)
+        if self.kind == "forest":
+            return _predict_forest(self, features)
+        if self.kind == "mlp":
+            logits = mlp_logits(self.tables, self.hidden_shift, features)
+            return np.argmax(logits, axis=1), _log2_scores(logits, self.score_bits)
+        return _predict_logreg(self, features)
 
     def header(self) -> str:
         return render_header(self)
@@ -94,16 +104,20 @@ def board_model(bundle) -> BoardModel:
                   window=bundle.window, step=bundle.step, rate_hz=int(round(bundle.rate_hz)))
     if bundle.arch == "rf":
         return BoardModel("forest", tables=_forest_tables(clf, mean, scale, si), **common)
+    if bundle.arch == "mlp-board":
+        tables, hidden_shift, bits = mlp_tables(clf, mean, scale, si, bundle.path)
+        return BoardModel("mlp", tables=tables, score_bits=bits, hidden_shift=hidden_shift, **common)
     tables, bits = _logreg_tables(clf, mean, scale, si, bundle.window, bundle.path)
     return BoardModel("logreg", tables=tables, score_bits=bits, **common)
 
 
 def check_exportable(bundle) -> None:
-    """UserError unless the bundle is a forest or logistic regression on the board features of the axes."""
+    """UserError unless the bundle is a forest, a logistic regression or a small perceptron on the board features
+    of the axes."""
     where = f"the model bundle {bundle.path}"
     features = bundle.meta.get("feature_set")
     if bundle.arch not in KINDS:
-        raise UserError(f"{where} is a {bundle.arch}; the board runs {' and '.join(KINDS)} models: train one of "
+        raise UserError(f"{where} is a {bundle.arch}; the board runs {', '.join(KINDS)} models: train one of "
                         "those with --features board --channels axes.")
     if features != "board" or bundle.channel_set not in ("axes", "all"):
         raise UserError(f"{where} was trained on the {features!r} features of the {bundle.channel_set!r} channels; "
@@ -234,10 +248,15 @@ def _predict_logreg(model: BoardModel, x: np.ndarray):
     t, q = model.tables, model.score_bits
     shifted = x >> t["input_shift"].astype(np.int64)
     acc = shifted @ t["weight"].astype(np.int64).T + t["bias"].astype(np.int64)
+    return np.argmax(acc, axis=1), _log2_scores(acc, q)
+
+
+def _log2_scores(acc: np.ndarray, q: int) -> np.ndarray:
+    """255 * 2^-(best - own) of (n, classes) logits in 2^-q log2 units, linear between powers of two."""
     behind = acc.max(axis=1, keepdims=True) - acc
     whole, part = behind >> q, behind & ((1 << q) - 1)
     scores = ((255 * ((2 << q) - part)) >> (q + 1)) >> np.minimum(whole, 8)
-    return np.argmax(acc, axis=1), np.where(whole >= 8, 0, scores)
+    return np.where(whole >= 8, 0, scores)
 
 
 # ---------------------------------------------------------------- the C header
@@ -282,6 +301,15 @@ def render_header(model: BoardModel) -> str:
                   _c_array("int32_t", "MODEL_NODE_THRESHOLD", t["node_threshold"]),
                   _c_array("uint16_t", "MODEL_NODE_CHILD", t["node_child"], "[][2]"),
                   _c_array("uint8_t", "MODEL_LEAF_SCORE", t["leaf_score"], "[][MODEL_CLASSES]")]
+    elif model.kind == "mlp":
+        lines += [f"#define MODEL_SCORE_BITS {model.score_bits}", f"#define MODEL_HIDDEN {len(t['hidden_bias'])}",
+                  f"#define MODEL_HIDDEN_SHIFT {model.hidden_shift}", "",
+                  _c_array("int32_t", "MODEL_INPUT_OFFSET", t["input_offset"]),
+                  _c_array("uint8_t", "MODEL_INPUT_SHIFT", t["input_shift"]),
+                  _c_array("int8_t", "MODEL_HIDDEN_WEIGHT", t["hidden_weight"], "[MODEL_HIDDEN][MODEL_FEATURES]"),
+                  _c_array("int32_t", "MODEL_HIDDEN_BIAS", t["hidden_bias"]),
+                  _c_array("int8_t", "MODEL_OUTPUT_WEIGHT", t["output_weight"], "[MODEL_CLASSES][MODEL_HIDDEN]"),
+                  _c_array("int32_t", "MODEL_OUTPUT_BIAS", t["output_bias"])]
     else:
         lines += [f"#define MODEL_SCORE_BITS {model.score_bits}", "",
                   _c_array("uint8_t", "MODEL_INPUT_SHIFT", t["input_shift"]),

@@ -25,6 +25,7 @@ ARCHITECTURES = {
     "knn": "k nearest neighbours (k=5, distance-weighted) on window features",
     "logreg": "multinomial logistic regression on window features",
     "hgb": "histogram gradient boosting (100 rounds) on window features",
+    "mlp-board": "one hidden layer of 16 ReLU units on window features (int8 on the board: harduino export)",
     "mlp": "multi-layer perceptron on the flattened, channel-normalised window",
     "cnn": "three Conv1d blocks, global average pooling, linear head",
     "lstm": "LSTM over the window's samples, its outputs max-pooled over time to a linear head",
@@ -82,6 +83,8 @@ def model_size(estimator: Pipeline) -> str:
         return f"{len(clf.calibrated_classifiers_[0].estimator.support_)} SVs"
     if hasattr(clf, "n_samples_fit_"):
         return f"{clf.n_samples_fit_} samples"
+    if hasattr(clf, "coefs_"):
+        return f"{sum(w.size for w in clf.coefs_ + clf.intercepts_)} params"
     if hasattr(clf, "coef_"):
         return f"{clf.coef_.size + clf.intercept_.size} params"
     return "?"

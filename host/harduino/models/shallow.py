@@ -12,6 +12,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -49,7 +50,14 @@ def _hgb(seed, **params):
     return CompiledTrees(HistGradientBoostingClassifier(random_state=seed, **params))
 
 
-CLASSIFIERS = {"rf": _rf, "svm": _svm, "knn": _knn, "logreg": _logreg, "hgb": _hgb}
+def _mlp_board(seed, **params):
+    # Small enough for the board's int8 export (export_mlp.py): one hidden layer of 16 ReLU units.
+    # L-BFGS suits these few thousand windows, and keeps no optimiser state for a bundle to store.
+    params = {"hidden_layer_sizes": (16,), "solver": "lbfgs", "max_iter": 1000, "alpha": 1e-3, **params}
+    return MLPClassifier(activation="relu", random_state=seed, **params)
+
+
+CLASSIFIERS = {"rf": _rf, "svm": _svm, "knn": _knn, "logreg": _logreg, "hgb": _hgb, "mlp-board": _mlp_board}
 
 
 def make_shallow(arch: str, channels, feature_set: str = "full", rate_hz: float | None = None,

@@ -26,6 +26,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import BallTree, KDTree, KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -52,7 +53,7 @@ TRUSTED_TYPES = frozenset({
 })
 # The classifier each shallow architecture is (shallow.CLASSIFIERS makes them).
 ESTIMATORS = {"rf": RandomForestClassifier, "svm": CalibratedClassifierCV, "knn": KNeighborsClassifier,
-              "logreg": LogisticRegression, "hgb": HistGradientBoostingClassifier}
+              "logreg": LogisticRegression, "hgb": HistGradientBoostingClassifier, "mlp-board": MLPClassifier}
 MAX_UNPACKED = 1 << 30   # bytes a skops archive may unpack to: a model here is a few MB, a zip bomb is not
 NETWORK_SIZE = (1, 1 << 16)  # hidden and filters: bounds that keep even the shape-only network small
 
@@ -271,5 +272,18 @@ def _check_logreg(clf, n_features: int, n_classes: int) -> None:
     _array(clf, "intercept_", (rows,))
 
 
-CHECKS = {"rf": _check_forest, "svm": _check_svm, "knn": _check_knn, "logreg": _check_logreg,
+def _check_mlp(clf, n_features: int, n_classes: int) -> None:
+    coefs, intercepts = getattr(clf, "coefs_", None), getattr(clf, "intercepts_", None)
+    if not isinstance(coefs, list) or not isinstance(intercepts, list) or len(coefs) != 2 or len(intercepts) != 2 \
+            or clf.activation != "relu" or clf.out_activation_ != ("logistic" if n_classes == 2 else "softmax"):
+        raise InvalidWeights("its perceptron is not one hidden layer of ReLU units over its classes")
+    hidden, outputs = (np.shape(coefs[0]) or (0,))[-1], 1 if n_classes == 2 else n_classes
+    if clf.n_layers_ != 3 or clf.n_outputs_ != outputs or not NETWORK_SIZE[0] <= hidden <= NETWORK_SIZE[1]:
+        raise InvalidWeights("its perceptron's layers do not match its features and classes")
+    for layer, shape in enumerate(((n_features, hidden), (hidden, outputs))):
+        _array(clf, f"coefs_[{layer}]", shape, value=coefs[layer])
+        _array(clf, f"intercepts_[{layer}]", shape[1:], value=intercepts[layer])
+
+
+CHECKS = {"rf": _check_forest, "svm": _check_svm, "knn": _check_knn, "logreg": _check_logreg, "mlp-board": _check_mlp,
           "hgb": _check_boosting}
