@@ -20,7 +20,7 @@ from harduino.live.session import LiveSession
 from harduino.models import fit_estimator, load_bundle, make_estimator, save_bundle
 from harduino.reader import SampleBuffer
 from harduino.recording import Recording
-from harduino.windowing import window_labels
+from harduino.windowing import window_grid, window_labels
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +81,56 @@ def test_a_predictor_behind_jumps_to_the_newest_window_and_counts_the_skipped(de
                     labels[:992].astype(str))
     window = window_dataset([rec], default_bundle.channel_set, label_policy="majority").X[-1:]
     assert first.raw_proba == pytest.approx(default_bundle.predict_proba(window)[0], abs=1e-5)
+
+
+class CountedCalls:
+    """A model bundle that keeps the windows each predict_proba call was given."""
+
+    def __init__(self, bundle) -> None:
+        self.bundle, self.calls = bundle, []
+
+    def __getattr__(self, name):
+        return getattr(self.bundle, name)
+
+    def predict_proba(self, windows):
+        self.calls.append(np.array(windows))
+        return self.bundle.predict_proba(windows)
+
+
+def test_windows_due_at_once_are_predicted_in_one_call_as_one_by_one_would(default_bundle, scripted_log):
+    _, _, si = scripted_log
+    n = 1120  # of the 1150 samples
+    t_us = np.arange(n) * 20_000
+    t_us[600:] += 3_000_000  # a pause: the stream starts again there, a batch holds windows from both sides
+    ends = window_grid(t_us / 1e6, RATE_HZ, 32, 16).starts + 32
+
+    def play(chunk: int):
+        """The log's samples into a buffer `chunk` at a time, each time waiting for the windows they complete."""
+        model, buffer = CountedCalls(default_bundle), SampleBuffer(4096)
+        predictor = Predictor(buffer, model, RATE_HZ, smooth_k=5)
+        predictor.start()
+        try:
+            for lo in range(0, n, chunk):
+                hi = min(n, lo + chunk)
+                buffer.append(np.arange(lo, hi), t_us[lo:hi], time.monotonic(), si[lo:hi])
+                while predictor.history.count < (ends <= hi).sum():
+                    assert predictor.history.wait(predictor.history.count, 10) and predictor.error is None
+        finally:
+            predictor.stop()
+        assert predictor.skipped == 0 and predictor.gaps == 1
+        return predictor.history.recent(), model.calls
+
+    single, single_calls = play(16)
+    batched, batched_calls = play(80)
+    sizes = [len(c) for c in batched_calls]
+    assert {len(c) for c in single_calls} == {1} and max(sizes) == 5 and len(sizes) < len(single_calls) / 3
+    assert [p.index for p in batched] == [p.index for p in single] == list(ends)
+    assert np.array_equal(np.concatenate(batched_calls), np.concatenate(single_calls))  # the same windows
+    assert [p.label for p in batched] == [p.label for p in single]
+    # The network computes in float32, whose matrix products round a little differently in a batch.
+    for b, s in zip(batched, single):
+        assert b.raw_proba == pytest.approx(s.raw_proba, rel=1e-5, abs=1e-6)
+        assert b.proba == pytest.approx(s.proba, rel=1e-5, abs=1e-6)
 
 
 def test_replayed_session_is_predicted_window_by_window(default_bundle, scripted_log):

@@ -9,8 +9,11 @@ windows training data, run on the buffer's tail: a window every `step`
 samples from the start of each stretch between gaps (a reconnect, a board
 reset), never across one. So a stream that is read in time gives the same
 predictions however its bytes happen to arrive, and a replayed recording gives
-the windows training made of it. A predictor that falls behind jumps to the
-newest window and counts the ones it skipped. The channels come from one
+the windows training made of it. Windows due at once (at high rates one read
+brings several) go to the model in one call, smoothed in order as one call
+each would be, the newest `smooth_k` of them: a predictor that falls further
+behind jumps to those and counts the ones it skipped, which could not change
+what the newest shows. The channels come from one
 `ChannelStream` fed every sample in order (its gravity filter keeps its state
 across windows, and starts again after a gap, as training starts a new
 stretch there). A model whose channels need the wearer's calibration waits for
@@ -262,35 +265,39 @@ class Predictor(threading.Thread):
         due = grid.starts[lo + grid.starts >= self._undecided]
         if not due.size:
             return False
-        start = int(due[-1])  # the newest window; those before it are passed over
-        self._undecided = lo + start + 1
+        # The newest k due windows, in one model call: older ones cannot change what the newest shows.
+        starts = due[-self.smooth_k:]
+        self._undecided = lo + int(due[-1]) + 1
         if self.waiting_for is None:  # windows passed over while calibrating were never due
-            self.skipped += len(due) - 1
-        if self._stream is None and not self._start_stream(bundle, block, lo, start + size):
+            self.skipped += len(due) - len(starts)
+        if self._stream is None and not self._start_stream(bundle, block, lo, int(starts[-1]) + size):
             return True
-        self._feed(block, lo, grid, start, size)
-        window = self._tail.T[None]
-        host_t_newest, t_newest = block.host_t[start + size - 1], block.t_us[start + size - 1]
+        windows = self._windows(block, lo, grid, starts, size)
         windowed = time.monotonic()
-        raw = np.asarray(bundle.predict_proba(window), dtype=np.float64)[0]
+        raws = np.asarray(bundle.predict_proba(windows), dtype=np.float64)
         modelled = time.monotonic()
+        model_ms = (modelled - windowed) * 1e3 / len(starts)  # each window's share of the call
         with self._lock:
-            if bundle is not self._bundle:  # swapped while predicting: drop this one
+            if bundle is not self._bundle:  # swapped while predicting: drop these
                 return True
-            self._recent.append(raw)
-            proba = smooth(np.array(self._recent), self.smoothing)
-        label, confidence = decide(proba, bundle.classes_, self.threshold)
-        done = time.monotonic()
-        latency = (done - host_t_newest) * 1e3
-        with self._lock:
-            self._latency.append(latency)
-            self._model_ms.append((modelled - windowed) * 1e3)
-        self.predictions += 1
-        self.history.append(Prediction(
-            index=lo + start + size, t=float(t_newest) / 1e6, label=label, confidence=confidence, proba=proba,
-            raw_proba=raw, classes=tuple(str(c) for c in bundle.classes_),
-            window_ms=(windowed - started) * 1e3, model_ms=(modelled - windowed) * 1e3,
-            smooth_ms=(done - modelled) * 1e3, latency_ms=latency, model=name))
+            probas = []
+            for raw in raws:  # smoothed in order, as one call each would
+                self._recent.append(raw)
+                probas.append(smooth(np.array(self._recent), self.smoothing))
+        classes = tuple(str(c) for c in bundle.classes_)
+        for start, raw, proba in zip(starts, raws, probas):
+            end = int(start) + size
+            label, confidence = decide(proba, bundle.classes_, self.threshold)
+            done = time.monotonic()
+            latency = (done - block.host_t[end - 1]) * 1e3
+            with self._lock:
+                self._latency.append(latency)
+                self._model_ms.append(model_ms)
+            self.predictions += 1
+            self.history.append(Prediction(
+                index=lo + end, t=float(block.t_us[end - 1]) / 1e6, label=label, confidence=confidence,
+                proba=proba, raw_proba=raw, classes=classes, window_ms=(windowed - started) * 1e3,
+                model_ms=model_ms, smooth_ms=(done - modelled) * 1e3, latency_ms=latency, model=name))
         return True
 
     def _start_stream(self, bundle, block, lo: int, end: int) -> bool:
@@ -306,14 +313,19 @@ class Predictor(threading.Thread):
         self._fed, self._tail = lo, np.zeros((0, len(self._stream.names)), dtype=np.float32)
         return True
 
-    def _feed(self, block, lo: int, grid, start: int, size: int) -> None:
-        """Push the block's samples up to the end of the window at `start` through the stream, in order; it
-        starts again at the newest gap in between, as training starts a new stretch there."""
-        fed = self._fed - lo
-        cuts = grid.cuts[(grid.cuts >= fed) & (grid.cuts <= start)]
-        if cuts.size:
-            self._stream.reset()
-            self._tail, fed = self._tail[:0], int(cuts[-1])
-        channels = self._stream.push(block.si[fed:start + size])
-        self._tail = np.concatenate([self._tail, channels])[-size:]
-        self._fed = lo + start + size
+    def _windows(self, block, lo: int, grid, starts: np.ndarray, size: int) -> np.ndarray:
+        """(n, channels, size): the windows at the block's `starts`, their samples pushed through the stream in
+        order up to the last one's end; it starts again at each gap, as training starts a new stretch there."""
+        fed, end = self._fed - lo, int(starts[-1]) + size
+        cuts = [int(c) for c in grid.cuts[(grid.cuts >= fed) & (grid.cuts <= starts[-1])]]
+        tail, out = self._tail, []
+        for a, b, reset in zip([fed, *cuts], [*cuts, end], [False] + [True] * len(cuts)):
+            if reset:
+                self._stream.reset()
+                tail = tail[:0]
+            rows = np.concatenate([tail, self._stream.push(block.si[a:b])]) if b > a else tail
+            first = b - len(rows)  # the block position of rows[0]
+            out += [rows[s - first:s - first + size] for s in starts[(starts >= first) & (starts + size <= b)]]
+            tail = rows[-size:]
+        self._tail, self._fed = tail, lo + end
+        return np.stack(out).transpose(0, 2, 1)
