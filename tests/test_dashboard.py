@@ -14,6 +14,7 @@ from conftest import DEFAULT_MODEL, RATE_HZ, SCRIPT, replay_url, window_accuracy
 from harduino import protocol, transport
 from harduino.dataset import select_channels, window_dataset
 from harduino.live.dashboard import Dashboard, class_colour
+from harduino.live.linkpanel import ALARM_BOLD, PLAIN
 from harduino.live.session import LiveSession
 from harduino.models import fit_estimator, make_estimator, save_bundle
 from harduino.motion import synth_activity
@@ -148,7 +149,7 @@ def test_every_window_is_predicted_and_known_segments_are_right(replayed):
 
 def test_link_panel_says_what_came_over_the_link(replayed):
     window, labels, _ = replayed
-    text = window.link_label.text()
+    text = window.link_panel.text()
     for part in ("ended", "MPU-6050", f"{len(labels)}", "0 lost, 0 CRC errors", "latency", "0 skipped",
                  str(DEFAULT_MODEL)):
         assert part in text
@@ -256,7 +257,7 @@ def test_label_keys_are_numbered_from_labels_and_record_an_activity_the_model_do
     qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
     run_until(qapp, lambda: window.recording.written >= 20)
     window.update_panels()
-    assert "1 cycling, 2 walking, 0 none" in window.link_label.text()
+    assert "1 cycling, 2 walking, 0 none" in window.link_panel.text()
     qtbot.mouseClick(window.record_button, QtCore.Qt.LeftButton)
     [csv] = tmp_path.glob("*.csv")
     rec = load_recording(csv)
@@ -391,6 +392,37 @@ def test_record_with_a_blank_subject_says_so_and_records_nothing(qtbot, qapp, tm
     window.close()
 
 
+def test_link_panel_shows_the_links_values_and_state_as_they_change(qtbot, qapp, tmp_path):
+    window = Dashboard(LiveSession(DEFAULT_MODEL), seconds=SECONDS, out=tmp_path)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.link_panel
+    window.update_panels()
+    assert panel.value("port") == "not connected" and panel.value("state") is None
+    try:
+        window.connect_port("sim://?activity=walking&seed=3")
+        reader = window.session.reader
+        run_until(qapp, lambda: window.session.history.count >= 1)
+        window.update_panels()
+        assert panel.value("port") == "sim://?activity=walking&seed=3"
+        assert panel.value("state") == reader.stats().state_text(detail=True) == "connected"
+        assert panel.look("state") == PLAIN
+        assert panel.value("board").startswith("MPU-6050 fw ") and panel.value("board").endswith(", 50 Hz")
+        first = int(panel.value("samples"))
+        assert 0 < first <= reader.buffer.total
+        run_until(qapp, lambda: reader.buffer.total > first + 25)
+        window.update_panels()
+        assert int(panel.value("samples")) > first + 25  # the new count, not the one first shown
+        assert panel.value("windows").endswith("predicted, 0 skipped")
+        window.toggle_connection()
+        window.update_panels()
+        assert panel.value("port") == "not connected"
+        assert panel.value("state") is None and panel.value("samples") is None  # those rows hidden again
+        assert panel.value("label keys").endswith("0 none; next: -")
+    finally:
+        window.close()
+
+
 def test_an_unplugged_board_shows_and_comes_back(qtbot, qapp, tmp_path):
     link = tmp_path / "board"  # a stable name, as /dev/serial/by-id gives a real board
     board = PtyBoard(transport.open_port("sim://?rate=50&activity=still"))
@@ -403,14 +435,17 @@ def test_an_unplugged_board_shows_and_comes_back(qtbot, qapp, tmp_path):
         reader = window.session.reader
         run_until(qapp, lambda: window.session.history.count >= 1)
         board.unplug()
-        run_until(qapp, lambda: "DISCONNECTED" in window.link_label.text())
-        assert "port lost" in window.link_label.text()
+        run_until(qapp, lambda: "DISCONNECTED" in window.link_panel.text())
+        assert "port lost" in window.link_panel.text()
+        state = window.link_panel.value("state")  # worded by the reader, in the alarm's red
+        assert state.startswith("DISCONNECTED") and state in reader.stats().state_text(detail=True)
+        assert window.link_panel.look("state") == ALARM_BOLD
         os.unlink(link)
         os.symlink(board.plug(), link)
         count = window.session.history.count
         run_until(qapp, lambda: window.session.history.count > count + 1 and "DISCONNECTED" not in
-                  window.link_label.text())
-        assert "1 reconnects" in window.link_label.text() and window.session.reader is reader
+                  window.link_panel.text())
+        assert "1 reconnects" in window.link_panel.text() and window.session.reader is reader
         assert window.activity_label.text() == "STILL"
     finally:
         window.close()

@@ -25,6 +25,7 @@ from ..errors import UserError
 from ..recording import check_subject
 from ..motion import ACTIVITIES
 from .plots import ProbabilityBars, SignalPlots, Timeline, class_colour
+from .linkpanel import ALARM, ALARM_BOLD, PLAIN, LinkPanel
 from .predictor import format_ms
 from .recorder import BackgroundRecording
 from .session import LiveSession
@@ -121,12 +122,11 @@ class Dashboard(QtWidgets.QMainWindow):
         self.bar_widget = pg.PlotWidget()
         self.bars = ProbabilityBars(self.bar_widget.getPlotItem())
         side.addWidget(self.bar_widget, 2)
-        self.link_label = QtWidgets.QLabel(textFormat=QtCore.Qt.RichText, wordWrap=True)
-        self.link_label.setAlignment(QtCore.Qt.AlignTop | QtCore.Qt.AlignLeft)
-        small = self.link_label.font()
+        self.link_panel = LinkPanel()
+        small = self.link_panel.font()
         small.setPointSize(max(7, small.pointSize() - 1))
-        self.link_label.setFont(small)
-        side.addWidget(self.link_label, 1)
+        self.link_panel.setFont(small)
+        side.addWidget(self.link_panel, 1)
         grid.addLayout(side, 1, 1, 2, 1)
         grid.setColumnStretch(0, 5)
         grid.setColumnStretch(1, 2)
@@ -307,47 +307,44 @@ class Dashboard(QtWidgets.QMainWindow):
         if not self.on_screen():
             return
         session, reader = self.session, self.session.reader
-        rows = []
+        rows = []  # (key, value, look)
         if reader is None:
-            rows.append(("port", "not connected"))
+            rows.append(("port", "not connected", PLAIN))
         else:
             s = reader.stats()
-            state = s.state_text(detail=True)
-            rows += [("port", reader.url), ("state", f"<b style='color:#ff5050'>{state}</b>" if s.state.alarming
-                                            else state)]
+            rows += [("port", reader.url, PLAIN), ("state", s.state_text(detail=True),
+                                                   ALARM_BOLD if s.state.alarming else PLAIN)]
             if reader.info is not None:
                 i = reader.info
                 rows.append(("board", f"{i.sensor} fw {'.'.join(map(str, i.firmware_version))}, ±{i.accel_range_g} g, "
-                                      f"±{i.gyro_range_dps} °/s, {i.rate_hz} Hz"))
+                                      f"±{i.gyro_range_dps} °/s, {i.rate_hz} Hz", PLAIN))
             drift = "n/a" if s.drift_ppm is None else f"{s.drift_ppm:+.0f} ppm"
-            rows += [("rate", f"{s.rate_hz:.1f} Hz, {s.bytes_per_s:.0f} B/s"), ("samples", f"{s.samples}"),
+            rows += [("rate", f"{s.rate_hz:.1f} Hz, {s.bytes_per_s:.0f} B/s", PLAIN), ("samples", f"{s.samples}", PLAIN),
                      ("drops", f"{s.lost} lost, {s.crc_errors} CRC errors, {s.resets} resets, "
-                               f"{s.reconnects} reconnects"),
-                     ("clock drift", drift)]
+                               f"{s.reconnects} reconnects", PLAIN),
+                     ("clock drift", drift, PLAIN)]
         self.show_prompt(session.predictor.waiting_for if session.predictor is not None else None)
-        rows.append(("model", session.model_name or "none"))
+        rows.append(("model", session.model_name or "none", PLAIN))
         if session.model_error:
-            rows.append(("", f"<span style='color:#ff5050'>{session.model_error}</span>"))
+            rows.append(("", session.model_error, ALARM))
         if session.predictor is not None:
             p = session.predictor.stats()
-            rows += [("latency", f"p50 {format_ms(p.latency_p50_ms)}, p99 {format_ms(p.latency_p99_ms)}"),
-                     ("model time", format_ms(p.model_p50_ms)),
-                     ("windows", f"{p.predictions} predicted, {p.skipped} skipped")]
+            rows += [("latency", f"p50 {format_ms(p.latency_p50_ms)}, p99 {format_ms(p.latency_p99_ms)}", PLAIN),
+                     ("model time", format_ms(p.model_p50_ms), PLAIN),
+                     ("windows", f"{p.predictions} predicted, {p.skipped} skipped", PLAIN)]
             if p.error:
-                rows.append(("", f"<span style='color:#ff5050'>{p.error}</span>"))
-        rows.append(("display", f"{self.fps():.0f} fps"))
+                rows.append(("", p.error, ALARM))
+        rows.append(("display", f"{self.fps():.0f} fps", PLAIN))
         if self.recording is not None:
             rec = self.recording
             for message in rec.take_messages():  # a board change: the recording went on in a new file
                 self.statusBar().showMessage(message, 30000)
-            rows.append(("recording", f"<b style='color:#ff5050'>● {rec.written} samples</b>, "
-                                      f"label {rec.label or '-'}"))
+            rows.append(("recording", f"● {rec.written} samples, label {rec.label or '-'}", ALARM_BOLD))
             if rec.error:  # it stopped writing: Stop says what was kept
-                rows.append(("", f"<span style='color:#ff5050'>{rec.error}</span>"))
+                rows.append(("", rec.error, ALARM))
         keys = ", ".join(f"{i} {c}" for i, c in enumerate(self.labels(), start=1))
-        rows.append(("label keys", f"{keys}, 0 none; next: {self.next_label or '-'}"))
-        self.link_label.setText("<table>" + "".join(
-            f"<tr><td style='color:#999;padding-right:8px'>{k}</td><td>{v}</td></tr>" for k, v in rows) + "</table>")
+        rows.append(("label keys", f"{keys}, 0 none; next: {self.next_label or '-'}", PLAIN))
+        self.link_panel.show_rows(rows)
 
 
 def run_dashboard(session: LiveSession, url: str, *, seconds: float = 10.0, duration: float | None = None,
