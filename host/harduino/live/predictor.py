@@ -76,6 +76,7 @@ class Prediction:
     proba: np.ndarray        # (classes,) smoothed probabilities, sum 1
     raw_proba: np.ndarray    # (classes,) this window's own probabilities
     classes: tuple           # class names, in the order of proba
+    # Times, each window's share where several went to the model in one call:
     window_ms: float         # taking the window out of the buffer and shaping it
     model_ms: float          # bundle.predict_proba (features and classifier)
     smooth_ms: float
@@ -247,7 +248,7 @@ class Predictor(threading.Thread):
         return None
 
     def _advance(self, bundle, name: str) -> bool:
-        """Grid the buffer's tail and predict its newest window; False when no window is due yet."""
+        """Grid the buffer's tail and predict the windows due (see the module text); False when none is due yet."""
         size, started = bundle.window, time.monotonic()
         # The tail from the grid's next window, or from the last sample fed when that is older (so a
         # gap at the seam shows); a stream that starts again takes all the samples still held.
@@ -276,7 +277,6 @@ class Predictor(threading.Thread):
         windowed = time.monotonic()
         raws = np.asarray(bundle.predict_proba(windows), dtype=np.float64)
         modelled = time.monotonic()
-        model_ms = (modelled - windowed) * 1e3 / len(starts)  # each window's share of the call
         with self._lock:
             if bundle is not self._bundle:  # swapped while predicting: drop these
                 return True
@@ -284,11 +284,14 @@ class Predictor(threading.Thread):
             for raw in raws:  # smoothed in order, as one call each would
                 self._recent.append(raw)
                 probas.append(smooth(np.array(self._recent), self.smoothing))
+        decisions = [decide(proba, bundle.classes_, self.threshold) for proba in probas]
+        done, n = time.monotonic(), len(starts)
+        # Each window's share of the batch's times, so that summed over windows they are the time spent.
+        window_ms, model_ms, smooth_ms = ((windowed - started) * 1e3 / n, (modelled - windowed) * 1e3 / n,
+                                          (done - modelled) * 1e3 / n)
         classes = tuple(str(c) for c in bundle.classes_)
-        for start, raw, proba in zip(starts, raws, probas):
+        for start, raw, proba, (label, confidence) in zip(starts, raws, probas, decisions):
             end = int(start) + size
-            label, confidence = decide(proba, bundle.classes_, self.threshold)
-            done = time.monotonic()
             latency = (done - block.host_t[end - 1]) * 1e3
             with self._lock:
                 self._latency.append(latency)
@@ -296,8 +299,8 @@ class Predictor(threading.Thread):
             self.predictions += 1
             self.history.append(Prediction(
                 index=lo + end, t=float(block.t_us[end - 1]) / 1e6, label=label, confidence=confidence,
-                proba=proba, raw_proba=raw, classes=classes, window_ms=(windowed - started) * 1e3,
-                model_ms=model_ms, smooth_ms=(done - modelled) * 1e3, latency_ms=latency, model=name))
+                proba=proba, raw_proba=raw, classes=classes, window_ms=window_ms, model_ms=model_ms,
+                smooth_ms=smooth_ms, latency_ms=latency, model=name))
         return True
 
     def _start_stream(self, bundle, block, lo: int, end: int) -> bool:
