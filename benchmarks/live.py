@@ -286,11 +286,13 @@ def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
     ticks.clear()
     painting.clear()
     since, seen, gui = time.monotonic(), window.session.history.count, time.thread_time()
+    skipped = window.session.predictor.skipped
     cpu = cpu_percent(run_qt, seconds)
     gui = time.thread_time() - gui
     wall = time.monotonic() - since
     predicted = window.session.history.since(seen)
     predicting = sum(p.window_ms + p.model_ms + p.smooth_ms for p in predicted) / 1e3
+    windows = dict(predicted=len(predicted), skipped=window.session.predictor.skipped - skipped, wall=wall)
     error = window.session.model_error or (window.session.predictor and window.session.predictor.error)
     size = window.graphics.size()
     window.close()
@@ -300,7 +302,7 @@ def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
     ms = np.array(ticks) * 1e3
     share = {"gui": gui, "painting": sum(painting), "ticks": sum(ticks), "predicting": predicting}
     return dict(cpu=cpu, fps=paints.fps(since), p50=float(np.percentile(ms, 50)), p99=float(np.percentile(ms, 99)),
-                size=size, share={k: 100 * v / wall for k, v in share.items()})
+                size=size, share={k: 100 * v / wall for k, v in share.items()}, windows=windows)
 
 
 def terminal(port: str, model: Path, seconds: float, settle: float) -> float:
@@ -374,6 +376,9 @@ def main() -> None:
                   f"{share['painting']:.1f}, ticks {share['ticks']:.1f}, the rest {gui_rest:.1f}: Qt's event loop, "
                   f"the bars and the text panels), the other threads {d['cpu'] - share['gui']:.1f} (the predictor's "
                   f"windows by its own clock {share['predicting']:.1f}, a reader alone {r_cpu:.1f}, below)")
+            wins = d["windows"]
+            print(f"    the predictor: {wins['predicted'] / wins['wall']:.1f} windows a second predicted, "
+                  f"{wins['skipped'] / wins['wall']:.1f} skipped")
             print(f"  plain pyserial loop (read(in_waiting) + struct.unpack per frame): {p_cpu:5.2f} % of one core "
                   f"({p_frames} frames)")
             print(f"  harduino reader: {r_cpu:5.2f} % of one core, {ratio(r_cpu, p_cpu)} the pyserial loop "
