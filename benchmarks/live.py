@@ -286,13 +286,14 @@ def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
     ticks.clear()
     painting.clear()
     since, seen, gui = time.monotonic(), window.session.history.count, time.thread_time()
-    skipped = window.session.predictor.skipped
+    skipped = getattr(window.session.predictor, "skipped", 0)  # None until the board's info came in
     cpu = cpu_percent(run_qt, seconds)
     gui = time.thread_time() - gui
     wall = time.monotonic() - since
     predicted = window.session.history.since(seen)
     predicting = sum(p.window_ms + p.model_ms + p.smooth_ms for p in predicted) / 1e3
-    windows = dict(predicted=len(predicted), skipped=window.session.predictor.skipped - skipped, wall=wall)
+    skipped = getattr(window.session.predictor, "skipped", 0) - skipped
+    windows = dict(predicted=len(predicted), skipped=skipped, wall=wall)
     error = window.session.model_error or (window.session.predictor and window.session.predictor.error)
     size = window.graphics.size()
     window.close()
