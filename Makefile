@@ -12,14 +12,17 @@ TORCH_PIN        = $(shell grep -m1 '^torch==' constraints.txt)
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
 # The Debian packages the tests need: the firmware toolchain (the firmware Makefile says which of
-# its packages are missing; its tool paths can be overridden here too) and the Qt runtime.
+# its packages are missing; its tool paths can be overridden here too) and the Qt runtime; Debian's
+# python3 makes no venv without python3-venv, which .venv's rule installs when it is missing.
 QT_PACKAGES       := libegl1 libgl1 libxkbcommon-x11-0 libdbus-1-3 libfontconfig1
 MISSING_TOOLCHAIN  = $(MAKE) -s --no-print-directory -C firmware missing-packages
+MISSING_VENV       = python3 -c 'import ensurepip, venv' 2>/dev/null || echo python3-venv
 MISSING_QT         = for p in $(QT_PACKAGES); do dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' || echo $$p; done
 
 .PHONY: demo test data models bench firmware clean torch toolchain system-packages hapt hapt-sdist results
 
 $(STAMP): pyproject.toml setup.py constraints.txt
+	$(call install_packages,$(MISSING_VENV))
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 	$(MAKE) --no-print-directory torch
