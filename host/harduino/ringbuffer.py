@@ -14,8 +14,29 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class _Run:
+    """What Block and PredictionBlock share: a run from index `start`, as long as its `seq` column."""
+
+    start: int
+    seq: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    @property
+    def end(self) -> int:
+        """The index after the last: pass it to `since` to get what came next."""
+        return self.start + len(self.seq)
+
+
+def _held(index: int, total: int, capacity: int) -> tuple[int, np.ndarray]:
+    """The first index still held from `index` on, and the slots of it and all after it."""
+    start = min(max(index, total - capacity, 0), total)
+    return start, np.arange(start, total) % capacity
+
+
 @dataclass
-class Block:
+class Block(_Run):
     """A run of consecutive samples; `start` is the buffer index of the first."""
 
     start: int
@@ -23,14 +44,6 @@ class Block:
     t_us: np.ndarray    # (n,) int64, board µs, unwrapped
     host_t: np.ndarray  # (n,) float64, host time.monotonic() at arrival
     si: np.ndarray      # (n, 6) float64: m/s² (accel x, y, z), rad/s (gyro x, y, z)
-
-    def __len__(self) -> int:
-        return len(self.seq)
-
-    @property
-    def end(self) -> int:
-        """The index after the last sample: pass it to `since` to get what came next."""
-        return self.start + len(self.seq)
 
 
 class SampleBuffer:
@@ -83,8 +96,7 @@ class SampleBuffer:
     def since(self, index: int) -> Block:
         """Copies of the samples from index on (or from the oldest still held, if it was overwritten)."""
         with self._changed:
-            start = min(max(index, self._total - self.capacity, 0), self._total)
-            slots = np.arange(start, self._total) % self.capacity
+            start, slots = _held(index, self._total, self.capacity)
             return Block(start, self._seq[slots], self._t_us[slots], self._host_t[slots], self._si[slots])
 
     def latest(self, n: int) -> Block:
@@ -121,7 +133,7 @@ _LOOKBACK = 1024  # samples searched for a prediction's last sample: many steps 
 
 
 @dataclass
-class PredictionBlock:
+class PredictionBlock(_Run):
     """A run of the board's own predictions (prediction frames); `start` is the log index of the first."""
 
     start: int
@@ -131,13 +143,6 @@ class PredictionBlock:
     class_index: np.ndarray  # (n,) int64
     scores: np.ndarray       # (n, MODEL_CLASSES_MAX) uint8: 0..255 per class, zero past the model's classes
     cycles: np.ndarray       # (n,) int64: CPU cycles the board spent on the window
-
-    def __len__(self) -> int:
-        return len(self.seq)
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.seq)
 
 
 class PredictionLog:
@@ -196,8 +201,7 @@ class PredictionLog:
     def since(self, index: int) -> PredictionBlock:
         """Copies of the predictions from index on (or from the oldest still held)."""
         with self._lock:
-            start = min(max(index, self._total - self.capacity, 0), self._total)
-            slots = np.arange(start, self._total) % self.capacity
+            start, slots = _held(index, self._total, self.capacity)
             return PredictionBlock(start, *(self._columns[name][slots] for name in ("index", "seq", "t_us")),
                                    self._columns["class_index"][slots], self._scores[slots],
                                    self._columns["cycles"][slots])
