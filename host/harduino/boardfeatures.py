@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import UserError
 from .protocol.frames import GRAVITY
+from .windowing import windows_at
 
 BOARD_CHANNELS = ("ax", "ay", "az", "gx", "gy", "gz", "acc_mag", "gyro_mag")
 BOARD_STATS = ("mean", "std", "min", "max")
@@ -96,10 +97,11 @@ def int_bounds(size: int) -> np.ndarray:
 
 
 def windows_ending_at(raw: np.ndarray, ends: np.ndarray, size: int) -> np.ndarray:
-    """(n, 6) raw samples and (w,) indices of windows' last samples -> (w, 6, size) windows."""
-    raw = np.asarray(raw)
+    """(n, 6) raw samples and (w,) indices of windows' last samples -> (w, 6, size) windows.
+
+    The window grid's own cutter (`windowing.windows_at`); its float32 holds 16-bit counts exactly.
+    """
     ends = np.asarray(ends, dtype=np.int64)
     if ends.size and (ends.min() < size - 1 or ends.max() >= len(raw)):
         raise ValueError("a window reaches outside the samples")
-    index = ends[:, None] - (size - 1) + np.arange(size)
-    return np.transpose(raw[index], (0, 2, 1))
+    return windows_at(raw, ends - (size - 1), size)
