@@ -51,6 +51,22 @@ def relink(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
+def record_across(link: Path, out: Path, fault, saves_after: int, *extra: str) -> tuple[int, int, int, str]:
+    """Record from the stable name through `fault()`; give (exit status, saved before, saved after, stderr)."""
+    proc = subprocess.Popen(RECORD + [str(link), "--subject", "s2", "--label", "walking", "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        before = saved_counts(proc, 2)[-1]
+        fault()
+        after = saved_counts(proc, saves_after)[-1]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, before, after, err
+
+
 # ---------------------------------------------------------------- 1. the port vanishes while recording
 
 def test_recording_survives_the_port_vanishing_and_coming_back(tmp_path):
@@ -59,21 +75,17 @@ def test_recording_survives_the_port_vanishing_and_coming_back(tmp_path):
     board = PtyBoard(transport.open_port(f"sim://?activity=walking&subject=2&seed=4&rate={rate}"))
     relink(link, board.plug())
     out = tmp_path / "rec"
-    proc = subprocess.Popen(RECORD + [str(link), "--subject", "s2", "--label", "walking", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        before = saved_counts(proc, 2)[-1]
+
+    def pull_and_replug():
         board.unplug()  # the cable is pulled; the board runs on and its samples meanwhile are lost
         time.sleep(1.0)  # the recorder meets the dead port and waits for it
         relink(link, board.plug())
-        after = saved_counts(proc, 3)[-1]
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=HANG_GUARD_S)
+
+    try:
+        returncode, before, after, err = record_across(link, out, pull_and_replug, 3)
     finally:
-        if proc.poll() is None:
-            proc.kill()
         board.close()
-    assert proc.returncode == 0, err
+    assert returncode == 0, err
     assert after > before > 0
 
     csv = only(out, "s2_walking_*.csv")
@@ -263,28 +275,21 @@ def linked_parts(out: Path) -> tuple[list, list[dict]]:
 
 def test_a_board_swapped_for_one_at_another_rate_continues_in_a_new_linked_recording(tmp_path):
     link = tmp_path / "board"
-    first = PtyBoard(transport.open_port("sim://?activity=walking&subject=2&seed=4&rate=50"))
-    second = None
-    relink(link, first.plug())
+    boards = [PtyBoard(transport.open_port("sim://?activity=walking&subject=2&seed=4&rate=50"))]
+    relink(link, boards[0].plug())
     out = tmp_path / "rec"
-    proc = subprocess.Popen(RECORD + [str(link), "--subject", "s2", "--label", "walking", "--out", str(out),
-                                      "--no-calibration"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def swap_board():
+        boards[0].close()  # the board is killed; another one, at 100 Hz, takes its place
+        boards.append(PtyBoard(transport.open_port("sim://?activity=walking&subject=3&seed=5&rate=100")))
+        relink(link, boards[1].plug())
+
     try:
-        before = saved_counts(proc, 2)[-1]
-        first.close()  # the board is killed; another one, at 100 Hz, takes its place
-        second = PtyBoard(transport.open_port("sim://?activity=walking&subject=3&seed=5&rate=100"))
-        relink(link, second.plug())
-        after = saved_counts(proc, 4)[-1]
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=HANG_GUARD_S)
+        returncode, before, after, err = record_across(link, out, swap_board, 4, "--no-calibration")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        first.close()
-        if second is not None:
-            second.close()
-    assert proc.returncode == 0, err
+        for board in boards:
+            board.close()
+    assert returncode == 0, err
     assert "the board changed" in err and "100 Hz" in err  # said on the terminal
     (a, b), (meta_a, meta_b) = linked_parts(out)
     assert meta_a["rate_hz"] == 50 and meta_a["board"]["rate_hz"] == 50 and meta_a["samples"] == len(a)
