@@ -56,10 +56,10 @@ def replayed(qapp, tmp_path_factory):
         type(timeline).draw(timeline, newest_t)
 
     def observed_tick():
-        drawn = len(window._frames)
+        drawn = window.frames_drawn
         tick()
-        if len(window._frames) > drawn and window._seen:
-            window.frames.append(dict(seen=window._seen, bars=window.bars.values.copy(),
+        if window.frames_drawn > drawn and window.drawn_predictions:
+            window.frames.append(dict(seen=window.drawn_predictions, bars=window.bars.values.copy(),
                                       activity=window.activity_label.text(), rgb=window.timeline.rgb[0].copy(),
                                       newest_t=drawn_at[-1]))
     signals.take, timeline.draw = take, draw

@@ -60,6 +60,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self._seen = 0              # predictions drawn so far
         self._shape = None          # (rate, step, classes) the plots were laid out for
         self._frames = collections.deque(maxlen=120)
+        self.frames_drawn = 0        # frames that drew something, since the window opened
         self.setWindowTitle("Harduino live")
         self.resize(1280, 760)
         self._build(subject)
@@ -267,6 +268,7 @@ class Dashboard(QtWidgets.QMainWindow):
         if self.signals.take(reader.buffer) == 0 and session.history.count == self._seen:
             return
         self._frames.append(time.monotonic())
+        self.frames_drawn += 1
         history = session.history
         # The count first: a prediction the predictor adds meanwhile waits for the next frame
         # instead of being counted as seen and never drawn.
