@@ -116,6 +116,16 @@ def one_core():
         os.sched_setaffinity(0, cores)
 
 
+_APP = []  # the one QApplication, kept for the whole run: Qt crashes when one is destroyed and another made
+
+
+def qt_app():
+    from PyQt5 import QtWidgets
+    if not _APP:
+        _APP.append(QtWidgets.QApplication.instance() or QtWidgets.QApplication(["harduino"]))
+    return _APP[0]
+
+
 def run_qt(seconds: float) -> None:
     """Run Qt's event loop (it sleeps between timer ticks) for this long."""
     from PyQt5 import QtCore
@@ -159,6 +169,7 @@ def plain_scroller(rate_hz: int, span_s: float, size, seconds: float, settle: fl
     import pyqtgraph as pg
     from PyQt5 import QtCore
 
+    qt_app()
     n = int(round(span_s * rate_hz))
     si = motion.synth_activity("walking", n + int((settle + seconds + 2) * rate_hz), rate_hz) * \
         protocol.BoardInfo().si_scale
@@ -254,12 +265,11 @@ def harduino_reader(ports: list[str], seconds: float, settle: float) -> tuple[fl
 def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
     """The dashboard reading port: CPU %, painted fps, tick ms p50/p99, and the size of its plots."""
     import pyqtgraph as pg
-    from PyQt5 import QtWidgets
 
     from harduino.live.dashboard import Dashboard
     from harduino.live.session import LiveSession
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["harduino"])
+    app = qt_app()
     pg.setConfigOptions(antialias=False)  # as `harduino live` runs it
     window = Dashboard(LiveSession(model), seconds=10.0)
     ticks, tick = [], window.tick

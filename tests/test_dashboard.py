@@ -105,7 +105,9 @@ def test_bars_activity_and_timeline_follow_the_replay_frame_by_frame(replayed):
         expected = [lut[predictions[j].label] if ok else (20, 20, 20) for j, ok in zip(i, shown)]
         got = [tuple(int(v) for v in c) for c in frame["rgb"]]
         # A band's time exactly on a prediction's (or its end) may round either way.
-        edge = np.abs((at[:, None] - times[None, : frame["seen"]]) % dt).min(axis=1) < 1e-6
+        # (The distance to the nearest multiple of dt: a time just below one wraps to nearly dt.)
+        offset = (at[:, None] - times[None, : frame["seen"]]) % dt
+        edge = np.minimum(offset, dt - offset).min(axis=1) < 1e-6
         assert [g for g, e, on_edge in zip(got, expected, edge) if not on_edge] == \
             [e for e, on_edge in zip(expected, edge) if not on_edge]
         assert (~edge).sum() >= 0.7 * columns
