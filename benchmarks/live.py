@@ -155,7 +155,7 @@ class PaintCounter:
 
         self.stamps: list[float] = []
         self._filter = Filter()
-        widget.viewport().installEventFilter(self._filter)
+        widget.installEventFilter(self._filter)
 
     def fps(self, since: float) -> float:
         stamps = [t for t in self.stamps if t >= since]
@@ -199,7 +199,7 @@ def plain_scroller(rate_hz: int, span_s: float, size, seconds: float, settle: fl
 
     timer = QtCore.QTimer(interval=FRAME_MS, timerType=QtCore.Qt.PreciseTimer)
     timer.timeout.connect(update)
-    paints = PaintCounter(win)
+    paints = PaintCounter(win.viewport())
     win.show()
     timer.start()
     run_qt(settle)
@@ -280,21 +280,29 @@ def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
         ticks.append(time.perf_counter() - t0)
     window.timer.timeout.disconnect()
     window.timer.timeout.connect(timed_tick)
-    paints = PaintCounter(window.graphics)
-    painting, paint = [], window.graphics.paintEvent
+    # A frame is the curves painted (a widget over each plot's data area); the rest of the plots'
+    # scene (axes, timeline) is painted when it changes.
+    paints = PaintCounter(window.signals.items[0])
+    painting = {"curves": [], "scene": []}
 
-    def timed_paint(event):  # Qt calls the Python override: the whole scene's drawing, rasteriser included
-        t0 = time.thread_time()
-        paint(event)
-        painting.append(time.thread_time() - t0)
-    window.graphics.paintEvent = timed_paint
+    def timed(paint, spent):  # Qt calls the Python override: all its drawing, rasteriser included
+        def timed_paint(event):
+            t0 = time.thread_time()
+            paint(event)
+            spent.append(time.thread_time() - t0)
+        return timed_paint
+    for widget in window.signals.items:
+        widget.paintEvent = timed(widget.paintEvent, painting["curves"])
+    for widget in (window.graphics, window.bar_widget):  # the axes and timeline; the probability bars
+        widget.paintEvent = timed(widget.paintEvent, painting["scene"])
     window.show()
     window.connect_port(port)
     run_qt(settle)  # connect, fill the plots' span a little, first predictions
     if window.session.reader.info is None:
         raise SystemExit(f"no board info from {port}")
     ticks.clear()
-    painting.clear()
+    for spent in painting.values():
+        spent.clear()
     since, seen, gui = time.monotonic(), window.session.history.count, time.thread_time()
     skipped = getattr(window.session.predictor, "skipped", 0)  # None until the board's info came in
     cpu = cpu_percent(run_qt, seconds)
@@ -311,7 +319,8 @@ def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
     if error:
         raise SystemExit(f"no predictions: {error}")
     ms = np.array(ticks) * 1e3
-    share = {"gui": gui, "painting": sum(painting), "ticks": sum(ticks), "predicting": predicting}
+    share = {"gui": gui, "curves": sum(painting["curves"]), "scene": sum(painting["scene"]), "ticks": sum(ticks),
+             "predicting": predicting}
     return dict(cpu=cpu, fps=paints.fps(since), p50=float(np.percentile(ms, 50)), p99=float(np.percentile(ms, 99)),
                 size=size, share={k: 100 * v / wall for k, v in share.items()}, windows=windows)
 
@@ -382,11 +391,12 @@ def main() -> None:
             print(f"  CPU with the dashboard: {d['cpu']:5.1f} % of one core, {ratio(d['cpu'], s_cpu)} the scroller; "
                   f"fps at {rate} Hz: {d['fps']:.1f} (tick p50 {d['p50']:.2f} ms, p99 {d['p99']:.2f} ms)")
             share = d["share"]
-            gui_rest = share["gui"] - share["painting"] - share["ticks"]
-            print(f"    where it goes, % of one core: the GUI thread {share['gui']:.1f} (painting the plots "
-                  f"{share['painting']:.1f}, ticks {share['ticks']:.1f}, the rest {gui_rest:.1f}: Qt's event loop, "
-                  f"the bars and the text panels), the other threads {d['cpu'] - share['gui']:.1f} (the predictor's "
-                  f"windows by its own clock {share['predicting']:.1f}, a reader alone {r_cpu:.1f}, below)")
+            gui_rest = share["gui"] - share["curves"] - share["scene"] - share["ticks"]
+            print(f"    where it goes, % of one core: the GUI thread {share['gui']:.1f} (painting the curves "
+                  f"{share['curves']:.1f}, the axes, timeline and bars {share['scene']:.1f}, ticks "
+                  f"{share['ticks']:.1f}, the rest {gui_rest:.1f}: Qt's event loop and the text panels), the other "
+                  f"threads {d['cpu'] - share['gui']:.1f} (the predictor's windows by its own clock "
+                  f"{share['predicting']:.1f}, a reader alone {r_cpu:.1f}, below)")
             wins = d["windows"]
             print(f"    the predictor: {wins['predicted'] / wins['wall']:.1f} windows a second predicted, "
                   f"{wins['skipped'] / wins['wall']:.1f} skipped")

@@ -498,7 +498,7 @@ def red_pixels(widget) -> np.ndarray:
 
 
 def red_curve_plot():
-    """A 500 x 300 plot of the last 10 s, y from -3 to 3, with one red ScrollingCurves item."""
+    """A 500 x 300 plot of the last 10 s, y from -3 to 3, with one red curve over its data area."""
     import pyqtgraph as pg
 
     from harduino.live.curves import ScrollingCurves
@@ -506,7 +506,6 @@ def red_curve_plot():
     widget.resize(500, 300)
     plot = widget.getPlotItem()
     item = ScrollingCurves(["#ff0000"], plot)
-    plot.addItem(item)
     plot.setXRange(-10, 0, padding=0)
     plot.setYRange(-3, 3, padding=0)
     return widget, item
@@ -586,8 +585,7 @@ def test_a_one_sample_spike_shows_when_the_plot_has_fewer_pixels_than_samples(qa
     widget = pg.PlotWidget()
     widget.resize(400, 300)
     plot = widget.getPlotItem()
-    item = ScrollingCurves(["#ff0000"])
-    plot.addItem(item)
+    item = ScrollingCurves(["#ff0000"], plot)
     plot.setXRange(-10, 0, padding=0)
     plot.setYRange(-1, 11, padding=0)
     n = 10_000  # 10 s at 1 kHz: some 30 samples a pixel column

@@ -1,10 +1,12 @@
-"""The scrolling curves of the dashboard's signal plots, drawn incrementally (one item per plot).
+"""The scrolling curves of the dashboard's signal plots: one plain widget over each plot's data area.
 
-Every frame of a plain pyqtgraph plot paints the plot's background, its axes'
-grid, the legend's items and each curve's whole polyline again. Here the curves
-live in an image that only moves left by the new samples' width and gets those
-drawn at its right end; the grid and the legend are one picture over it, drawn
-again only when the plot's ranges or size change.
+A plain pyqtgraph plot repaints, every frame and through its graphics scene,
+the view's background, the axes' grid, the legend's items and each curve's
+whole polyline. Here pyqtgraph still lays out and draws the plot's axes and
+labels, but its data area is covered by an opaque widget that keeps the curves
+in an image: a frame moves the image left by the new samples' width, draws only
+those samples at its right end, and copies it to the screen with the grid's few
+lines and a small picture of the legend over it. A frame visits no scene item.
 """
 
 from __future__ import annotations
@@ -15,36 +17,54 @@ from pyqtgraph import functions as fn
 from PyQt5 import QtCore, QtGui, QtWidgets, sip
 
 
-class ScrollingCurves(pg.GraphicsObject):
+class ScrollingCurves(QtWidgets.QWidget):
     """Several curves over one x grid, with the plot's grid and legend, drawn from one scrolling image.
 
-    `set_data` takes the rows as they are (no copy, no bounds) and how many samples
-    were shifted in since the last call. A frame moves the image left by the pixels
-    those samples take and draws only them at the right end, then puts the image,
-    the legend (a picture kept between frames) and a few grid lines on the screen:
-    each frame paints the plot's area once, opaque, instead of the background, two
-    grid-sized axis pictures, the legend's items and every polyline again. The whole
-    image is drawn again only when the plot's ranges, size or samples start over;
-    then each curve keeps a minimum and a maximum per pixel column, so a spike of
-    one sample still shows when there are more samples than pixels.
+    The widget lies over `plot`'s view box (it follows its place in the plot's
+    graphics view) and draws in the view box's data coordinates. `set_data` takes
+    the rows as they are (no copy, no bounds) and how many samples were shifted in
+    since the last call. The image is a ring of pixel columns, so scrolling moves
+    no pixel; it is drawn whole again only when the view's ranges, the size or the
+    samples start over, and then each curve keeps a minimum and a maximum per pixel
+    column, so a spike of one sample still shows when there are more samples than
+    pixels.
     """
 
     GRID_ALPHA = 51  # the grid's alpha (0.2), as `PlotItem.showGrid` would draw it
 
-    def __init__(self, pens, plot: pg.PlotItem | None = None) -> None:
-        super().__init__()
+    def __init__(self, pens, plot: pg.PlotItem) -> None:
+        self.view = plot.scene().views()[0]
+        super().__init__(self.view.viewport())
+        # Opaque: the view beneath is not painted where the curves are, and nothing is filled first.
+        self.setAttribute(QtCore.Qt.WA_OpaquePaintEvent)
+        self.setAttribute(QtCore.Qt.WA_TransparentForMouseEvents)
         self.pens = [pg.mkPen(p) for p in pens]
         self.plot = plot
         self.x = np.zeros(0)
         self.rows = np.zeros((len(self.pens), 0))
-        self._rect = QtCore.QRectF()
         self._image: QtGui.QImage | None = None
-        self._key = None        # what the image was drawn for: its size and the plot's ranges
+        self._key = None        # what the image was drawn for: its size and the view's ranges
         self._new = None        # samples shifted in since the image was drawn; None: draw it all
         self._head = 0          # the image's column that holds the plot's left edge (a ring of columns)
         self._offset = 0.0      # image pixels the drawn samples sit right of where they belong (< 0.5)
-        self._overlay: QtGui.QImage | None = None  # the legend and the grid, drawn over the curves
+        self._rules: list[tuple[QtGui.QPen, list]] = []   # the grid's horizontal lines, in the image
+        self._grid: list[tuple[QtGui.QPen, list]] = []    # its vertical ones, drawn over it each frame
+        self._column: np.ndarray | None = None            # a column of the image without curves
+        self._legend: tuple[QtCore.QPointF, QtGui.QImage] | None = None
         self.full_draws = 0     # whole images drawn (the rest of the frames drew only new samples)
+        for item in (plot, plot.vb):
+            item.geometryChanged.connect(self.follow)
+        self.follow()
+        self.show()
+
+    def follow(self) -> None:
+        """Lie exactly over the view box, wherever the plot's layout puts it (called when it moves)."""
+        box = self.view.viewportTransform().mapRect(self.plot.vb.sceneBoundingRect())
+        # Rounded, not grown to whole pixels: the axes' lines lie on the box's edges and stay uncovered.
+        left, top = round(box.left()), round(box.top())
+        area = QtCore.QRect(left, top, round(box.right()) - left, round(box.bottom()) - top)
+        if area != self.geometry():
+            self.setGeometry(area)
 
     def set_data(self, x: np.ndarray, rows: np.ndarray, new: int | None = None) -> None:
         """The curves' data; `new`: how many samples were shifted in at the right end since the
@@ -54,45 +74,38 @@ class ScrollingCurves(pg.GraphicsObject):
             self._new = None
         elif self._new is not None:
             self._new += new
-        # The item claims the range the plot shows (the view box clips what lies beyond),
-        # so a frame repaints the plot's area and computes no bounds of the data.
-        view = self.getViewBox()
-        rect = view.viewRect() if view is not None else QtCore.QRectF()
-        if rect != self._rect:
-            self.prepareGeometryChange()
-            self._rect = rect
         self.update()
 
-    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
-        return self._rect
-
-    def paint(self, painter, option, widget=None) -> None:
-        to_screen = painter.transform()
-        target = to_screen.mapRect(self._rect)
-        ratio = painter.device().devicePixelRatioF()
-        left, top = round(target.left()), round(target.top())
-        size = QtCore.QSize(max(1, round(target.width() * ratio)), max(1, round(target.height() * ratio)))
-        key = (size.width(), size.height(), ratio, self._rect)
-        # A painter on an image with a pixel ratio scales by it: these are logical pixels.
-        to_image = to_screen * QtGui.QTransform.fromTranslate(-left, -top)
-        if key != self._key or self._new is None:
-            self._draw_all(size, ratio, to_image)
-        elif self._new:
-            self._draw_new(to_image, ratio)
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        ratio = self.devicePixelRatioF()
+        size = QtCore.QSize(max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio)))
+        shown = self.plot.vb.viewRect()
+        key = (size.width(), size.height(), ratio, shown)
+        # Data coordinates to the widget's (logical) pixels, y upwards: the view's ranges span the
+        # widget from its first pixel to its last, so the newest sample (at the right edge) shows.
+        sx, sy = (self.width() - 1) / shown.width(), (self.height() - 1) / shown.height()
+        to_pixels = QtGui.QTransform(sx, 0, 0, -sy, -shown.left() * sx, shown.bottom() * sy)
         if key != self._key:
-            self._overlay = self._draw_overlay(size, ratio, to_image)
+            self._rules, self._grid = self._grid_lines(to_pixels)
+            self._legend = self._legend_picture(ratio)
+        if key != self._key or self._new is None:
+            self._draw_all(size, ratio, to_pixels)
+        elif self._new:
+            self._draw_new(to_pixels, ratio)
         self._key, self._new = key, 0
-        # The image is a ring of pixel columns, the oldest at `_head`: two copies put it in order.
-        # Then the overlay: blending a plot-sized image costs what copying it does, and far
-        # less than the grid's lines or the legend's items drawn again.
+        # The ring in order takes two copies; then the grid's vertical lines (they stay where they
+        # are while the curves move: its horizontal ones are in the image) and the legend's picture.
         width, head = self._image.width(), self._head
-        painter.save()
-        painter.resetTransform()
-        painter.drawImage(QtCore.QPointF(left, top), self._columns(head, width))
+        p = QtGui.QPainter(self)
+        p.drawImage(QtCore.QPointF(0, 0), self._columns(head, width))
         if head:
-            painter.drawImage(QtCore.QPointF(left + (width - head) / ratio, top), self._columns(0, head))
-        painter.drawImage(QtCore.QPointF(left, top), self._overlay)
-        painter.restore()
+            p.drawImage(QtCore.QPointF((width - head) / ratio, 0), self._columns(0, head))
+        for pen, lines in self._grid:
+            p.setPen(pen)
+            p.drawLines(lines)
+        if self._legend is not None:
+            p.drawImage(*self._legend)
+        p.end()
 
     def _columns(self, start: int, stop: int) -> QtGui.QImage:
         """Columns [start, stop) of the image, sharing its pixels: drawn whole, an image is copied
@@ -104,23 +117,34 @@ class ScrollingCurves(pg.GraphicsObject):
         part.setDevicePixelRatio(image.devicePixelRatio())
         return part
 
-    def _background(self) -> QtGui.QColor:
-        views = self.scene().views() if self.scene() is not None else []
-        return views[0].backgroundBrush().color() if views else QtGui.QColor(0, 0, 0)
+    def _pixels(self) -> np.ndarray:
+        """The image's pixels as (rows, columns) of 32-bit values, in place."""
+        bits = self._image.bits()
+        bits.setsize(self._image.sizeInBytes())
+        return np.frombuffer(bits, np.uint32).reshape(self._image.height(), -1)
 
-    def _painter(self, to_image: QtGui.QTransform) -> QtGui.QPainter:
+    def _background(self) -> QtGui.QColor:
+        return self.view.backgroundBrush().color()
+
+    def _painter(self, to_pixels: QtGui.QTransform) -> QtGui.QPainter:
         p = QtGui.QPainter(self._image)
         p.setRenderHint(QtGui.QPainter.Antialiasing, bool(pg.getConfigOption("antialias")))
-        p.setTransform(to_image)
+        p.setTransform(to_pixels)
         return p
 
-    def _draw_all(self, size: QtCore.QSize, ratio: float, to_image: QtGui.QTransform) -> None:
+    def _draw_all(self, size: QtCore.QSize, ratio: float, to_pixels: QtGui.QTransform) -> None:
         self.full_draws += 1
         if self._image is None or self._image.size() != size:
             self._image = QtGui.QImage(size, QtGui.QImage.Format_RGB32)
         self._image.setDevicePixelRatio(ratio)
         self._image.fill(self._background())
         self._head, self._offset = 0, 0.0
+        p = QtGui.QPainter(self._image)
+        for pen, lines in self._rules:
+            p.setPen(pen)
+            p.drawLines(lines)
+        p.end()
+        self._column = self._pixels()[:, size.width() // 2].copy()  # what a freed column starts as
         x, rows = self.x, self.rows
         n = x.size
         per = n // size.width()
@@ -133,45 +157,45 @@ class ScrollingCurves(pg.GraphicsObject):
                 np.maximum(high, runs[:, :, j], out=high)
             rows = np.stack([low, high], axis=2).reshape(len(rows), -1)
             x = x[n - m:].reshape(-1, per)[:, [0, -1]].reshape(-1)
-        p = self._painter(to_image)
+        p = self._painter(to_pixels)
         self._polylines(p, x, rows)
         p.end()
 
-    def _draw_new(self, to_image: QtGui.QTransform, ratio: float) -> None:
+    def _draw_new(self, to_pixels: QtGui.QTransform, ratio: float) -> None:
         """Move the ring's start by the new samples' width, clear the columns that frees at the
         right end and draw the new samples there, joined to the last one drawn."""
         k = min(self._new, self.x.size - 1)
         if k < 1:
             return
         width = self._image.width()
-        step = (self.x[-1] - self.x[-2]) * to_image.m11() * ratio  # image pixels a sample
+        step = (self.x[-1] - self.x[-2]) * to_pixels.m11() * ratio  # image pixels a sample
         moved = self._offset + k * step
         shift = min(int(round(moved)), width)
         self._offset = moved - shift
         if shift > 0:
-            bits = self._image.bits()
-            bits.setsize(self._image.sizeInBytes())
-            pixels = np.frombuffer(bits, np.uint32).reshape(self._image.height(), -1)
+            pixels, column = self._pixels(), self._column[:, None]
             freed = (self._head + np.arange(shift)) % width  # the oldest columns, now the newest
             lo, hi = freed[0], freed[-1] + 1
-            colour = self._background().rgba()
             if hi > lo:
-                pixels[:, lo:hi] = colour
+                pixels[:, lo:hi] = column
             else:
-                pixels[:, lo:width] = colour
-                pixels[:, :hi] = colour
+                pixels[:, lo:width] = column
+                pixels[:, :hi] = column
             self._head = (self._head + shift) % width
-        p = self._painter(to_image)
+        p = self._painter(to_pixels)
         x, rows = self.x[-k - 1:], self.rows[:, -k - 1:]
         height = self._image.height() / ratio
-        # The new samples may wrap round the ring: drawn twice, each copy clipped to its own columns, so
-        # the pen's half-width beyond the newest sample never lands in the plot's leftmost column.
-        for columns, lo, hi in ((self._head, self._head, width), (self._head - width, 0, self._head)):
+        # The new samples (and the segment joining them to the last one drawn) reach `span` columns
+        # left of the ring's end. Where those wrap round it, they are drawn twice, each copy clipped to
+        # its own columns, so the pen's half-width beyond the newest sample never lands in the plot's
+        # leftmost column; most frames need one copy.
+        head, span = self._head, shift + 3
+        for columns, lo, hi in ((head, head, width if head < span else head), (head - width, 0, head)):
             if hi <= lo:
                 continue
             p.resetTransform()
             p.setClipRect(QtCore.QRectF(lo / ratio, 0, (hi - lo) / ratio, height))
-            p.setTransform(to_image * QtGui.QTransform.fromTranslate((self._offset + columns) / ratio, 0))
+            p.setTransform(to_pixels * QtGui.QTransform.fromTranslate((self._offset + columns) / ratio, 0))
             self._polylines(p, x, rows)
         p.end()
 
@@ -184,19 +208,13 @@ class ScrollingCurves(pg.GraphicsObject):
             painter.setPen(pen)
             painter.drawPolyline(polygon)
 
-    def _draw_overlay(self, size: QtCore.QSize, ratio: float, to_image: QtGui.QTransform) -> QtGui.QImage:
-        """The plot's legend (hidden from the scene) and the lines `PlotItem.showGrid` has the axes
-        draw across the plot, over it as the scene would put them, on a transparent image."""
-        overlay = QtGui.QImage(size, QtGui.QImage.Format_ARGB32_Premultiplied)
-        overlay.setDevicePixelRatio(ratio)
-        overlay.fill(QtCore.Qt.transparent)
-        p = QtGui.QPainter(overlay)
-        legend = self.plot.legend if self.plot is not None else None
-        if legend is not None:
-            p.setTransform(legend.itemTransform(self)[0] * to_image)
-            paint_tree(p, legend)
-        p.setTransform(to_image)
-        for name in ("bottom", "left") if self.plot is not None else ():
+    def _grid_lines(self, to_pixels: QtGui.QTransform) -> tuple[list, list]:
+        """The lines `PlotItem.showGrid` has the axes draw across the plot, in this widget's pixels:
+        (the left axis's horizontal ones, the bottom axis's vertical ones), as (pen, lines) pairs."""
+        found = []
+        scratch = QtGui.QImage(1, 1, QtGui.QImage.Format_ARGB32_Premultiplied)
+        p = QtGui.QPainter(scratch)  # the axis measures its labels' text with a painter
+        for name in ("left", "bottom"):
             axis = self.plot.getAxis(name)
             # Only while asking for its lines: the axis itself draws no grid and no ticks.
             style = axis.style["tickAlpha"]
@@ -205,11 +223,35 @@ class ScrollingCurves(pg.GraphicsObject):
                 specs = axis.generateDrawSpecs(p)
             finally:
                 axis.grid, axis.style["tickAlpha"] = False, style
-            for pen, a, b in specs[1] if specs is not None else ():
-                p.setPen(pen)
-                p.drawLine(QtCore.QLineF(axis.mapToItem(self, a), axis.mapToItem(self, b)))
+            # Through the view's data coordinates, so the lines sit where the curves' values do.
+            to_widget = axis.itemTransform(self.plot.vb.childGroup)[0] * to_pixels
+            by_pen: dict[tuple, tuple[QtGui.QPen, list]] = {}  # a few pens (one a tick level), many lines
+            for pen, a, b in specs[1] if specs else ():
+                by_pen.setdefault((pen.color().rgba(), pen.widthF()), (pen, []))[1].append(
+                    to_widget.map(QtCore.QLineF(a, b)))
+            found.append(list(by_pen.values()))
         p.end()
-        return overlay
+        return found[0], found[1]
+
+    def _legend_picture(self, ratio: float) -> tuple[QtCore.QPointF, QtGui.QImage] | None:
+        """The plot's legend (hidden from the scene) as a small picture, and where it goes."""
+        legend = self.plot.legend
+        if legend is None:
+            return None
+        at = self.pos()  # (self.x is the curves' x data)
+        to_widget = legend.sceneTransform() * self.view.viewportTransform() * QtGui.QTransform.fromTranslate(
+            -at.x(), -at.y())
+        area = to_widget.mapRect(legend.boundingRect()).toAlignedRect()
+        if area.isEmpty():
+            return None
+        picture = QtGui.QImage(area.size() * ratio, QtGui.QImage.Format_ARGB32_Premultiplied)
+        picture.setDevicePixelRatio(ratio)
+        picture.fill(QtCore.Qt.transparent)
+        p = QtGui.QPainter(picture)
+        p.setTransform(to_widget * QtGui.QTransform.fromTranslate(-area.left(), -area.top()))
+        paint_tree(p, legend)
+        p.end()
+        return QtCore.QPointF(area.topLeft()), picture
 
 
 def paint_tree(painter: QtGui.QPainter, item: QtWidgets.QGraphicsItem) -> None:

@@ -58,7 +58,8 @@ class Dashboard(QtWidgets.QMainWindow):
         self.recording: BackgroundRecording | None = None
         self.next_label = ""
         self._seen = 0              # predictions drawn so far
-        self._shape = None          # (rate, step, classes) the plots were laid out for
+        self._shape = None          # (rate, step, classes, reader) the plots were laid out for
+        self._classes = (None, ())  # (bundle, its class names)
         self._frames = collections.deque(maxlen=120)
         self.frames_drawn = 0        # frames that drew something, since the window opened
         self.setWindowTitle("Harduino live")
@@ -246,7 +247,9 @@ class Dashboard(QtWidgets.QMainWindow):
         reader, bundle, predictor = self.session.reader, self.session.bundle, self.session.predictor
         rate = float(reader.info.rate_hz)
         step = predictor.step if predictor is not None else (bundle.step if bundle is not None else 16)
-        classes = tuple(str(c) for c in bundle.classes_) if bundle is not None else ()
+        if self._classes[0] is not bundle:  # a frame asks: named once per bundle
+            self._classes = (bundle, tuple(str(c) for c in bundle.classes_) if bundle is not None else ())
+        classes = self._classes[1]
         shape = (rate, step, classes, id(reader))
         if shape == self._shape:
             return

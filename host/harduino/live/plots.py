@@ -2,8 +2,9 @@
 
 Each is drawn by the dashboard's frame timer in the GUI thread and does no
 work when nothing it shows has changed. The signals are drawn by one item per
-plot (`curves.ScrollingCurves`): an image of the curves that scrolls and gets
-only the new samples drawn, under one picture of the plot's grid and legend.
+plot (`curves.ScrollingCurves`): a widget over the plot's data area that keeps
+an image of the curves, scrolls it and draws only the new samples, with the
+plot's grid and legend over it.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ class SignalPlots:
                 legend.addItem(pg.PlotDataItem(pen=pen), name)
             legend.setVisible(False)
             item = ScrollingCurves(pens, plot)
-            plot.addItem(item)
             # Axes change only when the y range does: kept as pixmaps between frames.
             for axis in plot.axes.values():
                 axis["item"].setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
@@ -131,9 +131,8 @@ class Timeline:
     def reset(self, rate_hz: float, step: int, classes) -> None:
         self.dt = step / rate_hz                      # seconds between predictions
         keep = int(np.ceil(self.seconds / self.dt)) + 2
-        self.t = np.full(keep, -1e12)                 # board time of the predictions kept, a ring
+        self.t = np.full(keep, -1e12)                 # board time of the predictions kept, oldest first
         self.which = np.zeros(keep, dtype=np.int64)
-        self.next = 0
         self.lut = np.array([class_colour(c, classes) for c in classes] + [UNCERTAIN_COLOUR, (20, 20, 20)],
                             dtype=np.uint8)
         self.codes = {c: i for i, c in enumerate(classes)}
@@ -144,15 +143,16 @@ class Timeline:
         self.image.setRect(QtCore.QRectF(-self.seconds, 0, self.seconds, 1))
 
     def add(self, predictions) -> None:
-        for p in predictions:  # a few a second
-            self.t[self.next % self.t.size] = p.t
-            self.which[self.next % self.t.size] = self.codes.get(p.label, len(self.codes))
-            self.next += 1
+        """Keep the newest predictions' times and classes, in order (a few a second: shifted in)."""
+        k = min(len(predictions), self.t.size)
+        if k:
+            self.t[:-k], self.which[:-k] = self.t[k:], self.which[k:]
+            self.t[-k:] = [p.t for p in predictions[-k:]]
+            self.which[-k:] = [self.codes.get(p.label, len(self.codes)) for p in predictions[-k:]]
 
     def draw(self, newest_t: float) -> None:
         """Colour each column by the prediction in force at its time before the newest sample."""
-        order = np.roll(np.arange(self.t.size), -(self.next % self.t.size))  # oldest first
-        t, which = self.t[order], self.which[order]
+        t, which = self.t, self.which
         i = np.searchsorted(t, newest_t + self.centres, side="right") - 1
         shown = (i >= 0) & (newest_t + self.centres - t[np.maximum(i, 0)] < 2 * self.dt)
         rgb = self.lut[np.where(shown, which[np.maximum(i, 0)], len(self.lut) - 1)]
