@@ -328,9 +328,9 @@ def dashboard(port: str, model: Path, seconds: float, settle: float) -> dict:
 def terminal(port: str, model: Path, seconds: float, settle: float) -> float:
     """CPU % of the terminal view (reader, predictor, the table redrawn in place) reading port."""
     from harduino.live.session import LiveSession
-    from harduino.live.terminal import run_terminal
+    from harduino.live.terminal import READ_INTERVAL_S, run_terminal
 
-    session = LiveSession(model)
+    session = LiveSession(model, read_interval_s=READ_INTERVAL_S)  # as `harduino live --no-gui` makes it
     session.connect(port)
     with open(os.devnull, "w") as out:
         try:

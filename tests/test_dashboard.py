@@ -465,7 +465,8 @@ def test_a_hidden_or_minimised_dashboard_draws_nothing_then_shows_every_sample(q
                 paints.append(time.monotonic())
             return False
     counter = PaintCounter()
-    window.graphics.viewport().installEventFilter(counter)
+    for widget in (window.graphics.viewport(), *window.signals.items):  # the plots, and the curves over them
+        widget.installEventFilter(counter)
     window.show()
     window.connect_port("sim://?activity=walking&subject=4&seed=2")
     reader, signals = window.session.reader, window.signals

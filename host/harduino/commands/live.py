@@ -66,11 +66,12 @@ def run_live(args) -> int:
 
     from ..live.session import LiveSession
 
-    session = LiveSession(args.model or default_model(), step=args.step, smooth_k=args.smooth, smoothing=args.smoothing,
-                          threshold=args.threshold, rate_hz=args.rate)
+    settings = dict(step=args.step, smooth_k=args.smooth, smoothing=args.smoothing, threshold=args.threshold,
+                    rate_hz=args.rate)
     if args.no_gui or not has_display():
-        from ..live.terminal import run_terminal
+        from ..live.terminal import READ_INTERVAL_S, run_terminal
 
+        session = LiveSession(args.model or default_model(), read_interval_s=READ_INTERVAL_S, **settings)
         session.connect(args.port)
         try:
             return run_terminal(session, args.duration)
@@ -79,5 +80,6 @@ def run_live(args) -> int:
 
     from ..live.dashboard import run_dashboard
 
+    session = LiveSession(args.model or default_model(), **settings)
     return run_dashboard(session, args.port, seconds=args.seconds, duration=args.duration, out=args.out,
                          subject=args.subject, labels=labels)

@@ -115,6 +115,7 @@ class Timeline:
     """Coloured bands of the predicted activity over the plotted span: each prediction holds until the next."""
 
     RESOLUTION = 4  # image columns per prediction step
+    MOST_COLUMNS = 1200  # as many as a plot has pixels across: at 1 kHz, 4 a step would be 2,500 to draw a frame
 
     def __init__(self, plot: pg.PlotItem, seconds: float) -> None:
         self.plot, self.seconds = plot, seconds
@@ -136,7 +137,7 @@ class Timeline:
         self.lut = np.array([class_colour(c, classes) for c in classes] + [UNCERTAIN_COLOUR, (20, 20, 20)],
                             dtype=np.uint8)
         self.codes = {c: i for i, c in enumerate(classes)}
-        columns = max(2, int(np.ceil(self.seconds / self.dt * self.RESOLUTION)))
+        columns = max(2, min(self.MOST_COLUMNS, int(np.ceil(self.seconds / self.dt * self.RESOLUTION))))
         self.centres = -self.seconds + (np.arange(columns) + 0.5) * self.seconds / columns
         self.rgb = np.zeros((1, columns, 3), dtype=np.uint8)
         self.image.setImage(self.rgb, autoLevels=False)
@@ -173,13 +174,14 @@ class ProbabilityBars:
         plot.invertY(True)  # the first class on top
         self.bars: pg.BarGraphItem | None = None
         self.classes: tuple = ()
-        self.values = np.zeros(0)
+        self.values = np.zeros(0)   # the latest probabilities
+        self._drawn = np.zeros(0)   # the lengths the bars were last drawn at
 
     def reset(self, classes) -> None:
         self.classes = tuple(classes)
         if self.bars is not None:
             self.plot.removeItem(self.bars)
-        self.values = np.zeros(len(classes))
+        self.values = self._drawn = np.zeros(len(classes))
         brushes = [pg.mkBrush(*class_colour(c, classes)) for c in classes]
         self.bars = pg.BarGraphItem(x0=0, y=np.arange(len(classes)), width=self.values, height=0.7, brushes=brushes)
         self.plot.addItem(self.bars)
@@ -187,5 +189,10 @@ class ProbabilityBars:
         self.plot.setYRange(-0.6, max(len(classes), 1) - 0.4, padding=0)
 
     def show(self, proba: np.ndarray) -> None:
+        """Set the bars to these probabilities; drawn again only when a bar moves by half a pixel or more
+        (a confident model's bars stand still while its windows come in, at 1 kHz some 60 a second)."""
         self.values = np.asarray(proba, dtype=np.float64)
-        self.bars.setOpts(width=self.values)
+        pixel = self.plot.vb.viewPixelSize()[0]  # probability per pixel of a bar's length
+        if self.values.shape != self._drawn.shape or np.abs(self.values - self._drawn).max() >= pixel / 2:
+            self._drawn = self.values
+            self.bars.setOpts(width=self.values)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..models import load_bundle
-from ..reader import Reader
+from ..reader import READ_INTERVAL_S, Reader
 from .predictor import PredictionHistory, Predictor
 
 BUFFER_SAMPLES = 1 << 17   # two minutes at 1 kHz: the plots' span and a recorder's backlog fit easily
@@ -22,9 +22,10 @@ BUFFER_SAMPLES = 1 << 17   # two minutes at 1 kHz: the plots' span and a recorde
 class LiveSession:
     def __init__(self, model: str | Path | None = None, *, step: int | None = None, smooth_k: int = 5,
                  smoothing: str = "mean", threshold: float = 0.5, capacity: int = BUFFER_SAMPLES,
-                 rate_hz: int | None = None) -> None:
+                 rate_hz: int | None = None, read_interval_s: float = READ_INTERVAL_S) -> None:
         self.step, self.smooth_k, self.smoothing, self.threshold = step, smooth_k, smoothing, threshold
         self.rate_hz = rate_hz  # asked of every board connected (--rate); None: the board's own
+        self.read_interval_s = read_interval_s  # the reader's pace: as often as the view shows something new
         self.capacity = capacity
         self.reader: Reader | None = None
         self.predictor: Predictor | None = None
@@ -46,7 +47,7 @@ class LiveSession:
         self.disconnect()
         self.history = PredictionHistory()
         self.model_error = None
-        self.reader = Reader(url, capacity=self.capacity, rate_hz=self.rate_hz)
+        self.reader = Reader(url, capacity=self.capacity, rate_hz=self.rate_hz, min_interval=self.read_interval_s)
         self.reader.start()
 
     def disconnect(self) -> None:

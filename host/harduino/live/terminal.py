@@ -19,6 +19,9 @@ from .session import LiveSession
 
 _BAR = 20            # characters of a full probability bar
 _REDRAW_S = 0.1      # a terminal table is redrawn at most this often
+# So the reader need not read more often: a third of the wake-ups of the dashboard's pace, and a
+# window's prediction waits at most this much longer, on a view that shows it no sooner.
+READ_INTERVAL_S = _REDRAW_S
 _LINE_EVERY_S = 1.0  # a pipe gets a line at least this often (board time) while predicting
 
 
