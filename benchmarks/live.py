@@ -400,6 +400,11 @@ def main() -> None:
             wins = d["windows"]
             print(f"    the predictor: {wins['predicted'] / wins['wall']:.1f} windows a second predicted, "
                   f"{wins['skipped'] / wins['wall']:.1f} skipped")
+            if rate == 100:  # what the goal leaves room for, from the figures above
+                others = d["cpu"] - share["gui"]
+                print(f"    half the scroller is {s_cpu / 2:.1f} %: the reader and predictor threads (the scroller has "
+                      f"neither) take {others:.1f} of it, leaving {s_cpu / 2 - others:.1f} for the GUI thread, "
+                      f"which takes {share['gui']:.1f}")
             print(f"  plain pyserial loop (read(in_waiting) + struct.unpack per frame): {p_cpu:5.2f} % of one core "
                   f"({p_frames} frames)")
             print(f"  harduino reader: {r_cpu:5.2f} % of one core, {ratio(r_cpu, p_cpu)} the pyserial loop "
