@@ -139,6 +139,31 @@ def test_bars_and_activity_show_the_latest_prediction(replayed):
     assert tuple(window.timeline.rgb[0, -1]) == class_colour(latest.label, latest.classes)
 
 
+def test_the_predictions_after_the_last_sample_are_drawn_too(qapp, tmp_path):
+    """A frame is drawn when samples or predictions come: nothing else makes the last ones show."""
+    path = tmp_path / "short.bin"
+    write_scripted_log(path, script=[("still", 2.0), ("walking", 3.0)])
+    session = LiveSession(DEFAULT_MODEL)
+    model = session.bundle.predict_proba
+
+    def slow_model(windows):  # a slow machine: each prediction comes well after its window's samples
+        time.sleep(0.1)
+        return model(windows)
+    session.bundle.predict_proba = slow_model
+    window = Dashboard(session, seconds=SECONDS, out=tmp_path)
+    window.show()
+    window.connect_port(replay_url(path))
+    try:
+        run_until(qapp, lambda: window.session.finished)
+        history = window.session.history
+        run_until(qapp, lambda: window.drawn_predictions == history.count)
+        assert history.count >= 10 and window.signals.index == window.session.reader.buffer.total
+        assert window.bars.values == pytest.approx(history.latest().proba)
+        assert window.activity_label.text() == history.latest().label.upper() == "WALKING"
+    finally:
+        window.close()
+
+
 def test_every_window_is_predicted_and_known_segments_are_right(replayed):
     window, labels, _ = replayed
     predictor = window.session.predictor

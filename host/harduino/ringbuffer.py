@@ -61,6 +61,7 @@ class SampleBuffer:
         self._changed = threading.Condition()
         self._awaited: list[int] = []  # the index each waiting thread waits to see passed
         self._read_to: int | None = None  # what a consumer that must miss nothing has taken (mark_read)
+        self._listeners: list = []        # called after each append (on_append)
 
     @property
     def total(self) -> int:
@@ -92,6 +93,13 @@ class SampleBuffer:
             self._total += n
             if any(index < self._total for index in self._awaited):  # wake only those whose sample came
                 self._changed.notify_all()
+        for listener in self._listeners:
+            listener()
+
+    def on_append(self, listener) -> None:
+        """Call listener() after each append, in the appending thread: for a consumer that waits in an
+        event loop of its own (the dashboard hands it on to the GUI thread) rather than in `wait`."""
+        self._listeners.append(listener)
 
     def since(self, index: int) -> Block:
         """Copies of the samples from index on (or from the oldest still held, if it was overwritten)."""

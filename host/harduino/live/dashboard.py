@@ -1,12 +1,14 @@
 """The live dashboard (pyqtgraph + PyQt5): signals, probabilities, the activity, a timeline, link health.
 
-Everything on screen is redrawn by one QTimer in the GUI thread (the plots
-live in harduino.live.plots). Each tick takes what the reader and the
-predictor added since the last one, as numpy blocks, and shifts it into
-preallocated arrays the plots draw from; a tick that brings nothing new, or
-finds the window hidden or minimised, draws nothing. The reader, predictor and
-recorder threads never touch a widget. A slower timer refreshes the text
-panels, which change less often than the eye notices.
+Everything on screen is drawn by one tick in the GUI thread (the plots live
+in harduino.live.plots), when the reader or the predictor has added something
+and at most once a frame: their threads only say that something came (a queued
+Qt signal) and never touch a widget, so the GUI thread wakes when there is
+something to draw rather than on a clock of its own. Each tick takes what came
+since the last one, as numpy blocks, and shifts it into preallocated arrays the
+plots draw from; a tick that finds the window hidden or minimised draws nothing.
+A slower timer refreshes the text panels, which change less often than the eye
+notices.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .predictor import format_ms
 from .recorder import BackgroundRecording
 from .session import LiveSession
 
-FRAME_MS = 30            # redraw timer: 33 frames a second, a little over the 30 wanted
+FRAME_MS = 30            # at most a frame this often: 33 a second, a little over the 30 wanted
 PANEL_MS = 250           # text panels
 EXAMPLE_PORTS = ("sim://?script=still:6,walking:8,running:8,jumping:6,waving:8&subject=2&seed=7",
                  "sim://?activity=walking", "sim://?rate=1000&baud=1000000")
@@ -44,6 +46,12 @@ def find_bundles(*roots: Path) -> list[Path]:
             if meta.is_file() and meta.parent not in found:
                 found.append(meta.parent)
     return found
+
+
+class Arrivals(QtCore.QObject):
+    """What the reader's and the predictor's threads say to the GUI thread: something came."""
+
+    came = QtCore.pyqtSignal()
 
 
 class Dashboard(QtWidgets.QMainWindow):
@@ -65,11 +73,14 @@ class Dashboard(QtWidgets.QMainWindow):
         self.setWindowTitle("Harduino live")
         self.resize(1280, 760)
         self._build(subject)
-        self.timer = QtCore.QTimer(self, interval=FRAME_MS, timerType=QtCore.Qt.PreciseTimer)
+        # A tick when samples or predictions come, FRAME_MS after the last one at the soonest.
+        self.timer = QtCore.QTimer(self, singleShot=True, timerType=QtCore.Qt.PreciseTimer)
         self.timer.timeout.connect(self.tick)
+        self._last_tick = 0.0
+        self._arrivals = Arrivals(self)
+        self._arrivals.came.connect(self._frame_due, QtCore.Qt.QueuedConnection)
         self.panel_timer = QtCore.QTimer(self, interval=PANEL_MS)
         self.panel_timer.timeout.connect(self.update_panels)
-        self.timer.start()
         self.panel_timer.start()
 
     # -- layout
@@ -156,6 +167,8 @@ class Dashboard(QtWidgets.QMainWindow):
 
     def connect_port(self, url: str) -> None:
         self.session.connect(url)
+        self.session.reader.buffer.on_append(self._announce)
+        self.session.history.on_append(self._announce)
         if self.port_box.findText(url) < 0:
             self.port_box.insertItem(0, url)
         self.port_box.setCurrentText(url)
@@ -242,6 +255,18 @@ class Dashboard(QtWidgets.QMainWindow):
 
     # -- drawing
 
+    def _announce(self) -> None:
+        """Something came (called in the reader's or the predictor's thread): a frame is due."""
+        try:
+            self._arrivals.came.emit()
+        except RuntimeError:  # the window is gone; its reader is being stopped
+            pass
+
+    def _frame_due(self) -> None:
+        if not self.timer.isActive():
+            wait_ms = (self._last_tick - time.monotonic()) * 1e3 + FRAME_MS
+            self.timer.start(max(0, int(wait_ms)))
+
     def _layout_for_stream(self) -> None:
         """Size the arrays for the board's rate and the model's step and classes, when those change."""
         reader, bundle, predictor = self.session.reader, self.session.bundle, self.session.predictor
@@ -262,6 +287,7 @@ class Dashboard(QtWidgets.QMainWindow):
 
     def tick(self) -> None:
         """One frame: new samples into the curves, new predictions into the bars, label and timeline."""
+        self._last_tick = time.monotonic()
         session = self.session
         session.poll()
         reader = session.reader

@@ -113,6 +113,7 @@ class PredictionHistory:
         self._items: collections.deque[Prediction] = collections.deque(maxlen=maxlen)
         self._count = 0
         self._changed = threading.Condition()
+        self._listeners: list = []
 
     @property
     def count(self) -> int:
@@ -124,6 +125,12 @@ class PredictionHistory:
             self._items.append(prediction)
             self._count += 1
             self._changed.notify_all()
+        for listener in self._listeners:
+            listener()
+
+    def on_append(self, listener) -> None:
+        """Call listener() after each append, in the predictor's thread (as SampleBuffer.on_append)."""
+        self._listeners.append(listener)
 
     def latest(self) -> Prediction | None:
         with self._changed:
