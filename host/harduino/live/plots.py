@@ -1,10 +1,9 @@
 """The dashboard's plots: the scrolling signals, the timeline of predicted activities, the probability bars.
 
-Each is drawn by the dashboard's frame timer in the GUI thread and does no
-work when nothing it shows has changed. The signals are drawn by one item per
-plot (`curves.ScrollingCurves`): a widget over the plot's data area that keeps
-an image of the curves, scrolls it and draws only the new samples, with the
-plot's grid and legend over it.
+Each is drawn by the dashboard's tick in the GUI thread and does no work when
+nothing it shows has changed. The signals are drawn by a widget over each
+plot's data area (`curves.ScrollingCurves`) that keeps an image of the curves,
+scrolls it and draws only the new samples, with the plot's grid and legend.
 """
 
 from __future__ import annotations
