@@ -402,16 +402,16 @@ def main() -> None:
                   f"fps at {rate} Hz: {d['fps']:.1f} (tick p50 {d['p50']:.2f} ms, p99 {d['p99']:.2f} ms)")
             share = d["share"]
             gui_rest = share["gui"] - share["curves"] - share["scene"] - share["ticks"]
+            others = d["cpu"] - share["gui"]  # the reader's and the predictor's threads
             print(f"    where it goes, % of one core: the GUI thread {share['gui']:.1f} (painting the curves "
                   f"{share['curves']:.1f}, the axes, timeline and bars {share['scene']:.1f}, ticks "
                   f"{share['ticks']:.1f}, the rest {gui_rest:.1f}: Qt's event loop and the text panels), the other "
-                  f"threads {d['cpu'] - share['gui']:.1f} (the predictor's windows by its own clock "
+                  f"threads {others:.1f} (the predictor's windows by its own clock "
                   f"{share['predicting']:.1f}, a reader alone {r_cpu:.1f}, below)")
             wins = d["windows"]
             print(f"    the predictor: {wins['predicted'] / wins['wall']:.1f} windows a second predicted, "
                   f"{wins['skipped'] / wins['wall']:.1f} skipped")
             if rate == 100:  # what the goal leaves room for, from the figures above
-                others = d["cpu"] - share["gui"]
                 print(f"    half the scroller is {s_cpu / 2:.1f} %: the reader and predictor threads (the scroller has "
                       f"neither) take {others:.1f} of it, leaving {s_cpu / 2 - others:.1f} for the GUI thread, "
                       f"which takes {share['gui']:.1f}")

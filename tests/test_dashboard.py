@@ -125,7 +125,7 @@ def test_curves_show_the_last_seconds_of_the_log(replayed):
     assert x == pytest.approx((np.arange(n) - (n - 1)) / RATE_HZ)  # s before the newest sample
     # What each plot draws is those rows: acceleration in the first, rotation in the second.
     for item, drawn in zip(window.signals.items, (rows[:4], rows[4:])):
-        assert np.array_equal(item.rows, drawn) and np.array_equal(item.x, x)
+        assert np.array_equal(item.rows, drawn) and np.array_equal(item.xs, x)
 
 
 def test_bars_and_activity_show_the_latest_prediction(replayed):

@@ -5,8 +5,9 @@ the view's background, the axes' grid, the legend's items and each curve's
 whole polyline. Here pyqtgraph still lays out and draws the plot's axes and
 labels, but its data area is covered by an opaque widget that keeps the curves
 in an image: a frame moves the image left by the new samples' width, draws only
-those samples at its right end, and copies it to the screen with the grid's few
-lines and a small picture of the legend over it. A frame visits no scene item.
+those samples at its right end, and copies it to the screen with the grid's
+vertical lines and a small picture of the legend over it (the grid's horizontal
+lines are in the image, under the curves). A frame visits no scene item.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class ScrollingCurves(QtWidgets.QWidget):
         self.setAttribute(QtCore.Qt.WA_TransparentForMouseEvents)
         self.pens = [pg.mkPen(p) for p in pens]
         self.plot = plot
-        self.x = np.zeros(0)
+        self.xs = np.zeros(0)   # the curves' x values (not QWidget.x(), the widget's place)
         self.rows = np.zeros((len(self.pens), 0))
         self._image: QtGui.QImage | None = None
         self._key = None        # what the image was drawn for: its size and the view's ranges
@@ -69,7 +70,7 @@ class ScrollingCurves(QtWidgets.QWidget):
     def set_data(self, x: np.ndarray, rows: np.ndarray, new: int | None = None) -> None:
         """The curves' data; `new`: how many samples were shifted in at the right end since the
         last call (the rest moved left by as many), None when the data starts over."""
-        self.x, self.rows = x, rows
+        self.xs, self.rows = x, rows
         if new is None or new >= x.size:
             self._new = None
         elif self._new is not None:
@@ -145,7 +146,7 @@ class ScrollingCurves(QtWidgets.QWidget):
             p.drawLines(lines)
         p.end()
         self._column = self._pixels()[:, size.width() // 2].copy()  # what a freed column starts as
-        x, rows = self.x, self.rows
+        x, rows = self.xs, self.rows
         n = x.size
         per = n // size.width()
         if per >= 2:  # peak decimation: (min, max) of each run of `per` samples, the newest run last
@@ -164,11 +165,11 @@ class ScrollingCurves(QtWidgets.QWidget):
     def _draw_new(self, to_pixels: QtGui.QTransform, ratio: float) -> None:
         """Move the ring's start by the new samples' width, clear the columns that frees at the
         right end and draw the new samples there, joined to the last one drawn."""
-        k = min(self._new, self.x.size - 1)
+        k = min(self._new, self.xs.size - 1)
         if k < 1:
             return
         width = self._image.width()
-        step = (self.x[-1] - self.x[-2]) * to_pixels.m11() * ratio  # image pixels a sample
+        step = (self.xs[-1] - self.xs[-2]) * to_pixels.m11() * ratio  # image pixels a sample
         moved = self._offset + k * step
         shift = min(int(round(moved)), width)
         self._offset = moved - shift
@@ -183,7 +184,7 @@ class ScrollingCurves(QtWidgets.QWidget):
                 pixels[:, :hi] = column
             self._head = (self._head + shift) % width
         p = self._painter(to_pixels)
-        x, rows = self.x[-k - 1:], self.rows[:, -k - 1:]
+        x, rows = self.xs[-k - 1:], self.rows[:, -k - 1:]
         height = self._image.height() / ratio
         # The new samples (and the segment joining them to the last one drawn) reach `span` columns
         # left of the ring's end. Where those wrap round it, they are drawn twice, each copy clipped to
@@ -238,9 +239,8 @@ class ScrollingCurves(QtWidgets.QWidget):
         legend = self.plot.legend
         if legend is None:
             return None
-        at = self.pos()  # (self.x is the curves' x data)
         to_widget = legend.sceneTransform() * self.view.viewportTransform() * QtGui.QTransform.fromTranslate(
-            -at.x(), -at.y())
+            -self.x(), -self.y())
         area = to_widget.mapRect(legend.boundingRect()).toAlignedRect()
         if area.isEmpty():
             return None
