@@ -130,6 +130,16 @@ def test_prediction_and_model_frames_decode_and_a_v1_log_still_does():
     assert (protocol.PREDICTION_FRAME_LEN, protocol.MODEL_FRAME_LEN, protocol.INFO_FRAME_LEN) == (21, 103, 34)
 
 
+def test_a_prediction_ahead_of_the_samples_after_text_mode_is_not_put_a_wrap_back():
+    # In text mode samples come as lines; the first prediction frame after `binary` may name a
+    # sample later than any sample frame the host has seen, and must keep its place in time.
+    samples = protocol.encode_samples(np.arange(65530, 65542), np.arange(12) * 20000, np.zeros((12, 6)))
+    said = [protocol.BoardPrediction(s & 0xFFFF, 0, (255, 0), 1000) for s in (65541, 65541 + 240, 65541 - 16)]
+    decoder = protocol.Decoder()
+    chunk = decoder.feed(samples + b"".join(protocol.encode_prediction(p) for p in said))
+    assert [p.seq for _, p in chunk.predictions] == [65541, 65541 + 240, 65541 - 16]
+
+
 # ---------------------------------------------------------------- the firmware in simavr
 
 PLAYED = 200  # samples of each s2 session: 12 windows each, 20 s of simulated time for the five

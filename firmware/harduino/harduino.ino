@@ -43,6 +43,13 @@ static bool scheduleStarting = true;  // the next sample starts the schedule's g
 static uint32_t periodUs = 1000000UL / DEFAULT_RATE_HZ;
 static uint16_t periodRemainder = 0;
 static uint16_t remainderSum = 0;
+static bool behind = false;  // the last sample went out after the next slot was due
+
+// A command runs only while the next slot is at least this far away and the UART's buffer has
+// room for an info frame, so its reply neither keeps the loop busy past a slot nor waits for the
+// wire; or when the board is behind anyway, so `stop` still works on a saturated link.
+static const uint16_t COMMAND_GUARD_US = 500;  // an error or info frame costs about 0.1 ms
+static const uint8_t COMMAND_REPLY_ROOM = 34;  // an info frame's bytes
 
 #if defined(HARDUINO_HAS_MODEL)
 // A model step runs only this long before the next slot is due, so a sample is never read late.
@@ -242,6 +249,7 @@ static void sampleIfDue() {
     nextDue = now;
     scheduleStarting = false;
   }
+  behind = false;
   if ((int32_t)(now - nextDue) < 0) return;
   while ((int32_t)(now - nextDue) >= (int32_t)periodUs) advanceSlot();
   int16_t raw[6];
@@ -261,6 +269,7 @@ static void sampleIfDue() {
   }
   feedModel(seq, raw);
   advanceSlot();
+  behind = (int32_t)(micros() - nextDue) >= 0;
   setLed((t / 1000UL / BLINK_MS) & 1);
 }
 
@@ -300,9 +309,16 @@ static void runCommand(char *text) {
   }
 }
 
-// Collects bytes into a line; \r is ignored so the Serial Monitor's line endings all work.
+static bool commandMayRun() {
+  if (!sensorReady || !streaming || scheduleStarting || behind) return true;
+  return (int32_t)(nextDue - micros()) >= (int32_t)COMMAND_GUARD_US &&
+         Serial.availableForWrite() >= COMMAND_REPLY_ROOM;
+}
+
+// Collects bytes into a line and runs it, one command a pass when commandMayRun() allows;
+// \r is ignored so the Serial Monitor's line endings all work.
 static void readCommands() {
-  while (Serial.available() > 0) {
+  while (Serial.available() > 0 && commandMayRun()) {
     const char c = (char)Serial.read();
     if (c == '\r') continue;
     if (c != '\n') {
@@ -321,6 +337,7 @@ static void readCommands() {
     }
     lineLen = 0;
     lineTooLong = false;
+    return;
   }
 }
 

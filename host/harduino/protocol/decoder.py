@@ -284,8 +284,12 @@ class Decoder:
                             predictions, models, (*layout, keep))
 
     def _unwrapped(self, prediction: BoardPrediction, seq: np.ndarray, position: int) -> BoardPrediction:
-        """The prediction with its seq unwrapped: its window's last sample came at or before it."""
+        """The prediction with its seq unwrapped to the nearest value to the last sample frame's.
+
+        Its window's last sample normally came just before it, but in text mode samples come
+        as lines, so the first prediction frame after `binary` may be ahead of every sample frame.
+        """
         last = int(seq[position - 1]) if position > 0 else self._last_seq
         if last is None:
             return prediction
-        return dataclasses.replace(prediction, seq=last - ((last - prediction.seq) & 0xFFFF))
+        return dataclasses.replace(prediction, seq=last + ((prediction.seq - last + 0x8000) & 0xFFFF) - 0x8000)
