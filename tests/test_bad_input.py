@@ -195,6 +195,22 @@ def test_evaluate_with_weights_that_were_tampered(tmp_path):
     assert_one_sentence(harduino("evaluate", "--model", bundle, SIM), "bundle")
 
 
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_model_on_a_recording_that_holds_only_its_header(tmp_path, command):
+    data = sim_copy(tmp_path, 1)
+    csv = next(data.glob("*.csv"))
+    csv.write_text(csv.read_text().splitlines()[0] + "\n")  # recording stopped before the first sample
+    result = harduino(command, data if command == "evaluate" else csv, "--model", DEFAULT_MODEL)
+    assert_one_sentence(result, "32")
+
+
+def test_evaluate_on_one_class_prints_its_one_by_one_matrix_without_a_library_warning(tmp_path, recwarn):
+    result = harduino("evaluate", sim_copy(tmp_path, 1), "--model", DEFAULT_MODEL)
+    assert result.returncode == 0, result.stderr
+    assert "confusion matrix" in result.stdout
+    assert not [str(w.message) for w in recwarn if "sklearn" in w.filename]  # a user would see its source line
+
+
 def test_a_model_on_data_at_another_rate(tmp_path):
     result = harduino("evaluate", "--model", DEFAULT_MODEL, ROOT / "data" / "basicmotions" / "test")
     assert_one_sentence(result, "Hz")

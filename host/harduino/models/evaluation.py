@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,10 +114,16 @@ class Scores:
                         "worst": rows[int(np.argmin(v))]["subject"]}
         return out
 
+    def confusion(self) -> np.ndarray:
+        """Counts, true classes in rows, in the order of self.labels."""
+        with warnings.catch_warnings():  # one class is a 1 x 1 matrix, which is right; sklearn warns anyway
+            warnings.filterwarnings("ignore", "A single label was found", UserWarning)
+            return confusion_matrix(self.y_true, self.y_pred, labels=self.labels)
+
     def confusion_text(self) -> str:
         """The confusion matrix as text: true classes in rows, predictions in columns."""
         labels = self.labels
-        cm = confusion_matrix(self.y_true, self.y_pred, labels=labels)
+        cm = self.confusion()
         width = max(6, max(len(str(c)) for c in labels) + 1, len(str(cm.max())) + 1)
         head = " " * width + "".join(f"{str(c)[:width - 1]:>{width}s}" for c in labels)
         lines = [head] + [f"{str(c)[:width - 1]:>{width - 1}s} " + "".join(f"{v:{width}d}" for v in row)
@@ -154,8 +161,7 @@ class Scores:
         fig = Figure(figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        cm = confusion_matrix(self.y_true, self.y_pred, labels=labels)
-        ConfusionMatrixDisplay(cm, display_labels=labels).plot(ax=ax, cmap="Blues", colorbar=False,
+        ConfusionMatrixDisplay(self.confusion(), display_labels=labels).plot(ax=ax, cmap="Blues", colorbar=False,
                                                                 xticks_rotation=45)
         ax.set_title(title, fontsize=10)
         path = Path(path)
