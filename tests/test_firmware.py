@@ -140,6 +140,27 @@ def test_firmware_streams_the_sensor_and_obeys_rate_stop_start(elf, rows):
     assert len(seq) <= report["burst_reads"] <= len(seq) + 2  # at most the frames still on the wire
 
 
+
+def test_commands_while_streaming_never_make_a_sample_late(elf, rows):
+    """Bursts of commands at whatever moment they come: every answer is sent, and every sample is on time."""
+    bursts = 30
+    with firmware.FirmwareBoard(rows, realtime=False, elf=elf) as board:
+        with open_port(board.port) as port:
+            board.start()
+            cap = Capture(port)
+            port.write(protocol.command("rate", 200))
+            cap.read_until(lambda c: len(c.infos) >= 2, "the info frame at 200 Hz")
+            at_200 = cap.infos[1][0]
+            for _ in range(bursts):  # a burst, then 20 samples or more: it lands wherever the board happens to be
+                port.write(b"jump\ninfo\njump\n")
+                sent_at = cap.n
+                cap.read_until(lambda c: c.n >= sent_at + 20, "samples between bursts")
+            cap.read_until(lambda c: len(c.errors) >= 2 * bursts and len(c.infos) >= 2 + bursts, "every answer")
+            _, t_us, _ = cap.samples()
+    assert [code for _, code, _ in cap.errors] == [protocol.ERROR_BAD_COMMAND] * 2 * bursts
+    assert spacing_ok(t_us[at_200:], 200), np.diff(t_us[at_200:]).max()
+
+
 def test_reader_reads_the_firmware_like_a_board(elf, rows):
     with firmware.FirmwareBoard(rows, realtime=False, elf=elf) as board:
         reader = Reader(board.port)

@@ -47,7 +47,8 @@ static bool behind = false;  // the last sample went out after the next slot was
 
 // A command runs only while the next slot is at least this far away and the UART's buffer has
 // room for an info frame, so its reply neither keeps the loop busy past a slot nor waits for the
-// wire; or when the board is behind anyway, so `stop` still works on a saturated link.
+// wire; or when the board is behind anyway, so `stop` still works on a saturated link; or when
+// a quarter of the receive buffer is waiting, so a flood of commands delays samples, not loses bytes.
 static const uint16_t COMMAND_GUARD_US = 500;  // an error or info frame costs about 0.1 ms
 static const uint8_t COMMAND_REPLY_ROOM = 34;  // an info frame's bytes
 
@@ -311,12 +312,13 @@ static void runCommand(char *text) {
 
 static bool commandMayRun() {
   if (!sensorReady || !streaming || scheduleStarting || behind) return true;
+  if (Serial.available() >= SERIAL_RX_BUFFER_SIZE / 4) return true;
   return (int32_t)(nextDue - micros()) >= (int32_t)COMMAND_GUARD_US &&
          Serial.availableForWrite() >= COMMAND_REPLY_ROOM;
 }
 
-// Collects bytes into a line and runs it, one command a pass when commandMayRun() allows;
-// \r is ignored so the Serial Monitor's line endings all work.
+// Collects bytes into lines and runs them while commandMayRun() allows; \r is ignored so the
+// Serial Monitor's line endings all work.
 static void readCommands() {
   while (Serial.available() > 0 && commandMayRun()) {
     const char c = (char)Serial.read();
@@ -337,7 +339,6 @@ static void readCommands() {
     }
     lineLen = 0;
     lineTooLong = false;
-    return;
   }
 }
 
