@@ -231,7 +231,8 @@ def window_dataset(recordings: Sequence[Recording], channel_set: str = "all", si
             parts.append((X[keep], y[keep], np.full(keep.sum(), rec.subject), np.full(keep.sum(), rec.session),
                           rec.t[starts[keep]]))
     if not parts:  # recordings without a sample: no windows, which the caller reports
-        parts = [(np.zeros((0, size, len(CHANNEL_SETS[channel_set]))), *(np.zeros(0, dtype=str),) * 3, np.zeros(0))]
+        no_text = np.zeros(0, dtype=str)
+        parts = [(np.zeros((0, size, len(CHANNEL_SETS[channel_set]))), no_text, no_text, no_text, np.zeros(0))]
     X, y, subjects, sessions, t0 = (np.concatenate(column) for column in zip(*parts))
     return WindowSet(X, y.astype(str), subjects.astype(str), sessions.astype(str), t0.astype(np.float64),
                      rate, channel_set, size, step)

@@ -85,7 +85,8 @@ def find_basicmotions(source: str | Path) -> dict[str, tuple[str, str]]:
 
 def _read_member(z: zipfile.ZipFile, name: str) -> str:
     if z.getinfo(name).file_size > MAX_MEMBER_BYTES:  # a zip bomb is refused unread
-        raise UserError(f"{name} in {z.filename} unpacks to more than {MAX_MEMBER_BYTES >> 20} MB; it is not BasicMotions.")
+        raise UserError(f"{name} in {z.filename} unpacks to more than {MAX_MEMBER_BYTES >> 20} MB; "
+                        "it is not BasicMotions.")
     return z.read(name).decode("utf-8")
 
 

@@ -161,8 +161,8 @@ class Scores:
         fig = Figure(figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        ConfusionMatrixDisplay(self.confusion(), display_labels=labels).plot(ax=ax, cmap="Blues", colorbar=False,
-                                                                xticks_rotation=45)
+        ConfusionMatrixDisplay(self.confusion(), display_labels=labels).plot(
+            ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45)
         ax.set_title(title, fontsize=10)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
