@@ -205,10 +205,16 @@ def test_a_model_on_a_recording_that_holds_only_its_header(tmp_path, command):
 
 
 def test_evaluate_on_one_class_prints_its_one_by_one_matrix_without_a_library_warning(tmp_path, recwarn):
-    result = harduino("evaluate", sim_copy(tmp_path, 1), "--model", DEFAULT_MODEL)
+    from matplotlib.image import imread
+
+    png = tmp_path / "confusion.png"
+    result = harduino("evaluate", sim_copy(tmp_path, 1), "--model", DEFAULT_MODEL, "--png", png)
     assert result.returncode == 0, result.stderr
     assert "confusion matrix" in result.stdout
     assert not [str(w.message) for w in recwarn if "sklearn" in w.filename]  # a user would see its source line
+    pixels = imread(png)
+    h, w = pixels.shape[:2]
+    assert pixels[h // 2 - 20, w // 2, :3].mean() < 0.5  # the one cell is coloured as a count, not as nothing
 
 
 def test_a_model_on_data_at_another_rate(tmp_path):

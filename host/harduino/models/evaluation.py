@@ -158,12 +158,14 @@ class Scores:
         from sklearn.metrics import ConfusionMatrixDisplay
 
         labels = self.labels
-        fig = Figure(figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2), layout="constrained")
+        fig = Figure(figsize=(max(5.0, 1.2 * len(labels) + 2.5), max(4.0, 1.1 * len(labels) + 2)),
+                     layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
+        # Counts from 0: one class alone would otherwise be drawn in the scale's palest colour, its count unseen.
         ConfusionMatrixDisplay(self.confusion(), display_labels=labels).plot(
-            ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45)
-        ax.set_title(title, fontsize=10)
+            ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45, im_kw={"vmin": 0})
+        ax.set_title(title, fontsize=10, wrap=True)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
