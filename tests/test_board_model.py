@@ -130,7 +130,7 @@ def test_prediction_and_model_frames_decode_and_a_v1_log_still_does():
     assert (protocol.PREDICTION_FRAME_LEN, protocol.MODEL_FRAME_LEN, protocol.INFO_FRAME_LEN) == (21, 103, 34)
 
 
-def test_a_prediction_ahead_of_the_samples_after_text_mode_is_not_put_a_wrap_back():
+def test_a_prediction_ahead_of_the_samples_after_text_mode_keeps_its_place_in_time():
     # In text mode samples come as lines; the first prediction frame after `binary` may name a
     # sample later than any sample frame the host has seen, and must keep its place in time.
     samples = protocol.encode_samples(np.arange(65530, 65542), np.arange(12) * 20000, np.zeros((12, 6)))
